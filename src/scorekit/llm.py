@@ -1,0 +1,194 @@
+"""The offline API, mirroring `vllm.LLM` for scoring: score, rerank, embed, classify, generative_score.
+
+    from scorekit import LLM
+    llm = LLM()                                   # the embedded all-MiniLM-L6-v2 bi-encoder
+    [o.outputs.score for o in llm.score("capital of France?", ["Paris is...", "Bananas..."])]
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Sequence
+
+from scorekit.engine.runner import Runner
+from scorekit.models.loader import load_model
+from scorekit.outputs import (
+    ClassificationOutput,
+    EmbeddingOutput,
+    PoolingParams,
+    RequestOutput,
+    RerankOutput,
+    ScoringOutput,
+    TokenEmbeddingOutput,
+)
+from scorekit.scoring.scorer import ScoreParams, Scorer, rank
+from scorekit.scoring.templates import load_template
+from scorekit.scoring.truncation import TruncationParams
+
+log = logging.getLogger(__name__)
+
+_TOKENIZATION_KEYS = {"truncate_prompt_tokens", "truncation_side", "max_length", "truncation", "padding", "add_special_tokens"}
+
+
+def _truncation(tokenization_kwargs: dict | None, pooling: PoolingParams, truncate_prompt_tokens: int | None) -> TruncationParams:
+    kwargs = dict(tokenization_kwargs or {})
+    unknown = set(kwargs) - _TOKENIZATION_KEYS
+    if unknown:
+        raise ValueError(f"Unsupported tokenization_kwargs: {sorted(unknown)}")
+    if kwargs.get("add_special_tokens") is False:
+        raise ValueError("tokenization_kwargs add_special_tokens=False is not supported for scoring")
+    k = kwargs.get("truncate_prompt_tokens", truncate_prompt_tokens)
+    if k is None:
+        k = pooling.truncate_prompt_tokens
+    if k is None and kwargs.get("truncation") and kwargs.get("max_length"):
+        k = int(kwargs["max_length"])
+    extra = pooling.extra_kwargs or {}
+    return TruncationParams(
+        truncate_prompt_tokens=k,
+        truncation_side=kwargs.get("truncation_side"),
+        padding=kwargs.get("padding"),
+        max_tokens_per_query=int(extra.get("max_tokens_per_query", 0) or 0),
+        max_tokens_per_doc=int(extra.get("max_tokens_per_doc", 0) or 0),
+    )
+
+
+class LLM:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        runner: str = "auto",
+        task: str | None = None,
+        hf_overrides: dict | None = None,
+        chat_template: str | None = None,
+        max_model_len: int | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_num_batched_tokens: int = 16384,
+        max_num_seqs: int = 256,
+        **ignored: Any,
+    ):
+        if runner not in ("auto", "pooling", "generate"):
+            raise ValueError(f"runner must be auto, pooling or generate, not {runner!r}")
+        if ignored:
+            log.info("LLM(): ignoring vLLM options scorekit does not need: %s", ", ".join(sorted(ignored)))
+        self.loaded = load_model(model, runner=runner, task=task, hf_overrides=hf_overrides,
+                                 max_model_len=max_model_len, dtype=dtype, device=device)
+        self.runner_kind = runner
+        self.template = load_template(chat_template) if chat_template else None
+        self.engine = Runner(self.loaded.model, self._pad_id(), max_batch_tokens=max_num_batched_tokens,
+                             max_batch_size=max_num_seqs)
+        self._scorers: dict[str | None, Scorer] = {}
+        self._ids = itertools.count()
+        if getattr(self.loaded.config, "is_original_qwen3_reranker", False) and self.template is None:
+            log.warning("This is an original Qwen3 reranker served without a score template: rankings will be close "
+                        "to random. Pass chat_template='qwen3_reranker' (server: --chat-template qwen3_reranker).")
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _pad_id(self) -> int:
+        tok = self.loaded.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+
+    def scorer(self, chat_template: str | None = None) -> Scorer:
+        """The Scorer for a template (the per-call `chat_template` overrides the constructor's)."""
+        key = chat_template
+        if key not in self._scorers:
+            template = load_template(chat_template) if chat_template else self.template
+            self._scorers[key] = Scorer(self.loaded, self.engine, template)
+        return self._scorers[key]
+
+    def _request_id(self) -> str:
+        return str(next(self._ids))
+
+    def get_tokenizer(self):
+        return self.loaded.tokenizer
+
+    @property
+    def info(self):
+        return self.loaded.info
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def score(self, data_1, data_2, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
+              tokenization_kwargs: dict | None = None, chat_template: str | None = None,
+              truncate_prompt_tokens: int | None = None, lora_request: Any = None) -> list[RequestOutput]:
+        if self.info.task == "generate":
+            raise ValueError("LLM.score() is only supported for pooling models. Try passing `--runner pooling` "
+                             "(runner='pooling') to use the model as a pooling model.")
+        pooling = pooling_params or PoolingParams()
+        if pooling.task not in (None, self.info.task):
+            raise ValueError(f"You cannot overwrite pooling_params.task={pooling.task!r}: this model's task is "
+                             f"{self.info.task!r}.")
+        template_kwargs = dict((pooling.extra_kwargs or {}).get("chat_template_kwargs") or {})
+        params = ScoreParams(_truncation(tokenization_kwargs, pooling, truncate_prompt_tokens),
+                             pooling.use_activation, template_kwargs)
+        result = self.scorer(chat_template).score(data_1, data_2, params, use_tqdm=use_tqdm)
+        return [RequestOutput(self._request_id(), ScoringOutput(s), ids)
+                for s, ids in zip(result.scores, result.prompt_token_ids)]
+
+    def rerank(self, query, documents: Sequence[Any], *, top_n: int = 0, use_tqdm: bool = True,
+               pooling_params: PoolingParams | None = None, tokenization_kwargs: dict | None = None,
+               chat_template: str | None = None, instruction: str | None = None) -> list[RerankOutput]:
+        """Documents sorted by relevance (best first), each with its index in `documents`."""
+        if isinstance(query, list):
+            raise ValueError("rerank takes one query")
+        pooling = pooling_params or PoolingParams()
+        if instruction is not None:
+            kwargs = dict(pooling.extra_kwargs or {})
+            kwargs["chat_template_kwargs"] = {"instruction": instruction, **(kwargs.get("chat_template_kwargs") or {})}
+            pooling = PoolingParams(pooling.use_activation, pooling.truncate_prompt_tokens, pooling.task, kwargs)
+        docs = list(documents) if not isinstance(documents, (str, dict)) else [documents]
+        outputs = self.score(query, docs, use_tqdm=use_tqdm, pooling_params=pooling,
+                             tokenization_kwargs=tokenization_kwargs, chat_template=chat_template)
+        ranked = rank(docs, [o.outputs.score for o in outputs], top_n)
+        return [RerankOutput(r.index, r.document, r.relevance_score) for r in ranked]
+
+    def embed(self, prompts, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
+              truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
+        pooling = pooling_params or PoolingParams()
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
+        vectors, used = self.scorer().embed(texts, truncation, normalize=pooling.use_activation is not False,
+                                            use_tqdm=use_tqdm)
+        return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids))
+                for v, p in zip(vectors, used)]
+
+    def classify(self, prompts, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
+                 truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
+        pooling = pooling_params or PoolingParams()
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
+        probs, used = self.scorer().classify(texts, truncation, pooling.use_activation, use_tqdm=use_tqdm)
+        return [RequestOutput(self._request_id(), ClassificationOutput(p.tolist()), list(u.input_ids))
+                for p, u in zip(probs, used)]
+
+    def encode(self, prompts, /, *, pooling_task: str = "embed", use_tqdm: bool = True,
+               pooling_params: PoolingParams | None = None, truncate_prompt_tokens: int | None = None) -> list[RequestOutput]:
+        """Raw pooling outputs: `embed` (one vector), `token_embed` (a vector per token) or `classify`."""
+        if pooling_task == "embed" and self.info.task == "token_embed":
+            raise ValueError("Embedding API is not supported by this model. Try pooling_task='token_embed'.")
+        if pooling_task == "classify":
+            return self.classify(prompts, use_tqdm=use_tqdm, pooling_params=pooling_params,
+                                 truncate_prompt_tokens=truncate_prompt_tokens)
+        if pooling_task == "embed":
+            return self.embed(prompts, use_tqdm=use_tqdm, pooling_params=pooling_params,
+                              truncate_prompt_tokens=truncate_prompt_tokens)
+        if pooling_task != "token_embed":
+            raise ValueError(f"Unsupported pooling_task {pooling_task!r}")
+        pooling = pooling_params or PoolingParams()
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        matrices, used = self.scorer().token_embed(texts, _truncation(None, pooling, truncate_prompt_tokens),
+                                                   normalize=pooling.use_activation is not False, use_tqdm=use_tqdm)
+        return [RequestOutput(self._request_id(), TokenEmbeddingOutput(m.tolist()), list(p.input_ids))
+                for m, p in zip(matrices, used)]
+
+    def generative_score(self, query, items, label_token_ids: Sequence[int], *, apply_softmax: bool = True,
+                         item_first: bool = False, add_special_tokens: bool = True,
+                         use_tqdm: bool = True) -> list[RequestOutput]:
+        """P(label_token_ids[0]) as the next token after query+item (SPEC §5.5), one output per item."""
+        if isinstance(items, str):
+            items = [items]
+        scores, _ = self.scorer().generative(query, list(items), list(label_token_ids), apply_softmax=apply_softmax,
+                                             item_first=item_first, add_special_tokens=add_special_tokens,
+                                             use_tqdm=use_tqdm)
+        return [RequestOutput(self._request_id(), ScoringOutput(s)) for s in scores]

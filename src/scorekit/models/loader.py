@@ -1,0 +1,195 @@
+"""Load a model for scoring: files → config (+ hf_overrides) → tokenizer → weights → backbone and heads.
+
+Our own implementations (models/encoder.py, models/decoder.py) serve the architectures that matter; any
+other architecture runs on its `transformers` class (models/hf_fallback.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scorekit.errors import ModelLoadError
+from scorekit.models import packaged
+from scorekit.models.model_info import DECODER_TYPES, ENCODER_TYPES, ModelInfo, apply_hf_overrides, describe_model
+from scorekit.models.resolve import ModelLocation, resolve_model
+from scorekit.models.scoring_model import ScoringModel
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32, "float16": torch.float16,
+           "fp16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class LoadedModel:
+    location: ModelLocation
+    config: Any
+    tokenizer: Any
+    model: ScoringModel
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.model.info
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device, config) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.type == "cpu":
+            return torch.float32  # exact scores; CPU half precision is slow and lossy
+        declared = getattr(config, "torch_dtype", None) or getattr(config, "dtype", None)
+        return declared if isinstance(declared, torch.dtype) and declared != torch.float32 else torch.float16
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"Unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
+    return _DTYPES[dtype]
+
+
+def load_tokenizer(location: ModelLocation):
+    """HF fast tokenizer. A GGUF tokenizer is converted once and cached (the conversion takes tens of seconds)."""
+    from transformers import AutoTokenizer
+
+    if location.gguf_file is None:
+        return AutoTokenizer.from_pretrained(str(location.folder))
+    gguf = location.folder / location.gguf_file
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    cached = packaged.cache_dir() / "tokenizers" / key
+    if (cached / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(str(cached))
+    tokenizer = AutoTokenizer.from_pretrained(str(location.folder), gguf_file=location.gguf_file)
+    tokenizer.save_pretrained(str(cached))
+    return tokenizer
+
+
+def load_config(location: ModelLocation, hf_overrides: dict | None):
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(location.folder), gguf_file=location.gguf_file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"Could not read the model config in {location.folder}: {exc}") from exc
+    return apply_hf_overrides(config, hf_overrides)
+
+
+def _state_dict(location: ModelLocation) -> dict[str, torch.Tensor]:
+    if location.gguf_file is not None:
+        from scorekit.models.gguf_weights import load_gguf
+
+        _, state = load_gguf(location.folder / location.gguf_file)
+        return state
+    from scorekit.models.weights import load_folder_state_dict
+
+    return load_folder_state_dict(location.folder)
+
+
+def _own_backbone(config, state, dtype):
+    model_type = config.model_type
+    if model_type in ENCODER_TYPES:
+        from scorekit.models.encoder import EncoderModel
+
+        return EncoderModel.from_config_and_state_dict(config, state, dtype=dtype)
+    from scorekit.models.decoder import DecoderModel
+
+    return DecoderModel.from_config_and_state_dict(config, state, dtype=dtype)
+
+
+def _fallback_backbone(location: ModelLocation, config, info: ModelInfo, dtype):
+    import transformers
+    from scorekit.models.hf_fallback import HFDecoderBackbone, HFEncoderBackbone
+
+    kwargs = {"config": config, "gguf_file": location.gguf_file, "dtype": dtype}
+    if info.is_decoder:
+        auto = transformers.AutoModelForCausalLM
+        if info.architecture.endswith("ForSequenceClassification") and info.conversion is None:
+            auto = transformers.AutoModelForSequenceClassification
+        return HFDecoderBackbone(auto.from_pretrained(str(location.folder), **kwargs))
+    auto = transformers.AutoModelForSequenceClassification if info.task == "classify" else transformers.AutoModel
+    return HFEncoderBackbone(auto.from_pretrained(str(location.folder), **kwargs))
+
+
+def _classifier_from_lm_head(info: ModelInfo, tokenizer, lm_head: torch.Tensor) -> torch.Tensor:
+    """SPEC §6: classifier rows from the LM head; 2-way softmax becomes one row W[true] − W[false]."""
+    ids = tokenizer.convert_tokens_to_ids(info.conversion.tokens)
+    unknown = [t for t, i in zip(info.conversion.tokens, ids) if i is None or i == tokenizer.unk_token_id]
+    if unknown:
+        raise ModelLoadError(f"classifier_from_token {unknown} are not tokens of this tokenizer (case-sensitive)")
+    rows = lm_head.detach().float()[ids]
+    if info.conversion.method == "from_2_way_softmax":
+        rows = (rows[1] - rows[0]).unsqueeze(0)
+    return rows
+
+
+def _projection(info: ModelInfo, state: dict | None, dtype) -> torch.nn.Linear | None:
+    weight = bias = None
+    if info.colbert_linear and state is not None:
+        weight, bias = state["linear.weight"], state.get("linear.bias")
+    elif info.dense is not None:
+        from scorekit.models.weights import load_folder_state_dict
+
+        dense_state = load_folder_state_dict(info.dense.folder)
+        weight, bias = dense_state["linear.weight"], dense_state.get("linear.bias")
+    if weight is None:
+        return None
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    linear.weight.data.copy_(weight)
+    if bias is not None:
+        linear.bias.data.copy_(bias)
+    return linear.to(dtype).requires_grad_(False)
+
+
+def load_model(
+    model: str | None = None,
+    runner: str = "auto",
+    task: str | None = None,
+    hf_overrides: dict | None = None,
+    max_model_len: int | None = None,
+    dtype: str | torch.dtype | None = "auto",
+    device: str | None = "auto",
+    use_own_models: bool = True,
+) -> LoadedModel:
+    location = resolve_model(model)
+    config = load_config(location, hf_overrides)
+    tokenizer = load_tokenizer(location)
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, torch_device, config)
+
+    own = use_own_models and config.model_type in ENCODER_TYPES | DECODER_TYPES
+    state = _state_dict(location) if own or location.gguf_file is None else None
+    info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len,
+                          has_colbert_linear=state is not None and "linear.weight" in state)
+    if runner == "pooling" and info.task == "generate":
+        raise ModelLoadError("runner='pooling' cannot serve generative scoring; use runner='generate'")
+    backbone = _own_backbone(config, state, torch_dtype) if own else _fallback_backbone(location, config, info, torch_dtype)
+
+    classifier = None
+    if info.is_decoder and info.task == "classify":
+        if info.conversion is not None:
+            classifier = _classifier_from_lm_head(info, tokenizer, backbone.lm_head_weight)
+        elif getattr(backbone, "score_weight", None) is not None:
+            classifier = backbone.score_weight.detach().float()
+        else:
+            raise ModelLoadError(
+                f"{info.architecture}: a decoder classifier needs a `score` head or hf_overrides with "
+                "`classifier_from_token` (and `method`)"
+            )
+    projection = _projection(info, state, torch_dtype)
+    backbone = backbone.to(torch_device)
+    scoring = ScoringModel(
+        info, backbone, torch_device, torch_dtype,
+        classifier_weight=classifier.to(torch_device, torch_dtype) if classifier is not None else None,
+        projection=projection.to(torch_device) if projection is not None else None,
+    )
+    return LoadedModel(location, config, tokenizer, scoring)

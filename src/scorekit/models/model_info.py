@@ -1,0 +1,216 @@
+"""What a loaded model is and how it scores: task, score type, head activation, pooling, limits.
+
+Everything here is decided once at load time from the HF config, `hf_overrides`, the sentence-transformers
+files beside it and the user's `runner`/`task`, following SPEC §0, §5.2 and §6.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scorekit.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+ENCODER_TYPES = {"bert", "roberta", "xlm-roberta"}
+DECODER_TYPES = {"llama", "qwen2", "qwen3", "gemma3_text", "gemma3"}
+SCORE_TYPES = {"embed": "bi-encoder", "classify": "cross-encoder", "token_embed": "late-interaction"}
+TASKS = ("embed", "classify", "token_embed", "generate")
+
+
+@dataclass
+class Conversion:
+    """CausalLM → sequence classifier (SPEC §6): classifier rows taken from the LM head."""
+
+    method: str  # "from_2_way_softmax" | "no_post_processing"
+    tokens: list[str]
+
+
+@dataclass
+class DenseProjection:
+    """A sentence-transformers Dense module (ColBERT/PyLate projection) found beside the model."""
+
+    folder: Path
+    in_features: int
+    out_features: int
+    bias: bool
+
+
+@dataclass
+class ModelInfo:
+    architecture: str
+    model_type: str
+    task: str
+    max_model_len: int
+    num_labels: int = 1
+    activation: str = "sigmoid"  # sigmoid | softmax | identity
+    pooling: str = "CLS"  # CLS | MEAN | LAST
+    use_sep_token: bool = True
+    is_decoder: bool = False
+    conversion: Conversion | None = None
+    colbert_linear: bool = False  # the checkpoint carries a `linear` projection (stanford ColBERT)
+    dense: DenseProjection | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score_type(self) -> str | None:
+        if self.task == "classify" and self.num_labels != 1:
+            return None
+        return SCORE_TYPES.get(self.task)
+
+
+def apply_hf_overrides(config, overrides: dict[str, Any] | None):
+    for key, value in (overrides or {}).items():
+        if key == "text_config" and isinstance(value, dict) and hasattr(config, "text_config"):
+            apply_hf_overrides(config.text_config, value)
+        else:
+            setattr(config, key, value)
+    return config
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _sentence_transformers_modules(folder: Path) -> dict[str, dict]:
+    """type suffix (Pooling, Dense, Normalize) → {"path": ..., "config": ...} from modules.json."""
+    modules = _read_json(folder / "modules.json") or []
+    found = {}
+    for module in modules:
+        kind = module.get("type", "").rsplit(".", 1)[-1]
+        sub = folder / module.get("path", "")
+        found[kind] = {"path": sub, "config": _read_json(sub / "config.json") or {}}
+    return found
+
+
+def _activation(config, num_labels: int) -> str:
+    problem = getattr(config, "problem_type", None)
+    if problem == "regression":
+        return "identity"
+    if problem == "multi_label_classification":
+        return "sigmoid"
+    if problem == "single_label_classification":
+        return "sigmoid" if num_labels < 2 else "softmax"
+    st = getattr(config, "sentence_transformers", None) or {}
+    declared = st.get("activation_fn") if isinstance(st, dict) else None
+    declared = declared or getattr(config, "sbert_ce_default_activation_function", None)
+    if declared:
+        name = declared.rsplit(".", 1)[-1]
+        if name == "Identity":
+            return "identity"
+        if name in ("Sigmoid", "Softmax"):
+            return "sigmoid" if num_labels < 2 else "softmax"
+        if name == "Tanh":
+            return "tanh"
+        raise ModelLoadError(f"Unsupported sentence-transformers activation {declared!r}")
+    return "sigmoid" if num_labels < 2 else "softmax"
+
+
+def _max_model_len(config, folder: Path, requested: int | None) -> int:
+    text_config = getattr(config, "text_config", None) or config
+    derived = getattr(text_config, "max_position_embeddings", None) or 512
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta"):
+        derived -= (getattr(config, "pad_token_id", 1) or 0) + 1  # positions start after padding_idx
+    st = _read_json(folder / "sentence_bert_config.json")
+    if st and st.get("max_seq_length"):
+        derived = min(derived, int(st["max_seq_length"]))
+    if requested is None:
+        return derived
+    if requested > derived:
+        raise ModelLoadError(f"max_model_len={requested} is larger than the model's limit of {derived} tokens")
+    return requested
+
+
+def _conversion(config) -> Conversion | None:
+    method = getattr(config, "method", None)
+    tokens = getattr(config, "classifier_from_token", None)
+    if getattr(config, "is_original_qwen3_reranker", False):
+        if not tokens or len(tokens) != 2:
+            raise ModelLoadError(
+                "is_original_qwen3_reranker needs classifier_from_token with two tokens, e.g. [\"no\", \"yes\"]. "
+                "Try loading the original Qwen3 Reranker?"
+            )
+        method = "from_2_way_softmax"
+    if method is None and tokens is None:
+        return None
+    if not tokens:
+        raise ModelLoadError("hf_overrides: `classifier_from_token` is required for the classifier conversion")
+    method = method or "no_post_processing"
+    if method == "from_2_way_softmax" and len(tokens) != 2:
+        raise ModelLoadError("from_2_way_softmax needs exactly two classifier_from_token entries: [false, true]")
+    if method not in ("from_2_way_softmax", "no_post_processing"):
+        raise ModelLoadError(f"Unknown conversion method {method!r}: use from_2_way_softmax or no_post_processing")
+    return Conversion(method, list(tokens))
+
+
+def describe_model(
+    config,
+    folder: Path,
+    runner: str = "auto",
+    task: str | None = None,
+    max_model_len: int | None = None,
+    has_colbert_linear: bool = False,
+) -> ModelInfo:
+    architecture = (getattr(config, "architectures", None) or ["?"])[0]
+    model_type = getattr(config, "model_type", "?")
+    modules = _sentence_transformers_modules(folder)
+    is_decoder = architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES
+    conversion = _conversion(config)
+
+    if task is None:
+        if runner == "generate":
+            task = "generate"
+        elif architecture.endswith("ForSequenceClassification") or conversion is not None:
+            task = "classify"
+        elif architecture == "HF_ColBERT" or has_colbert_linear or ("Dense" in modules and "Pooling" not in modules):
+            task = "token_embed"
+        elif is_decoder and runner == "auto":
+            task = "generate"
+        else:
+            task = "embed"
+    if task not in TASKS:
+        raise ModelLoadError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task == "generate" and not is_decoder:
+        raise ModelLoadError(f"{architecture} is not a causal language model: it cannot run generative scoring")
+
+    num_labels = getattr(config, "num_labels", 1)
+    if conversion is not None:
+        num_labels = 1 if conversion.method == "from_2_way_softmax" else len(conversion.tokens)
+
+    pooling = "LAST" if is_decoder else "CLS"
+    pool_config = modules.get("Pooling", {}).get("config", {})
+    if pool_config.get("pooling_mode_mean_tokens"):
+        pooling = "MEAN"
+    elif pool_config.get("pooling_mode_lasttoken"):
+        pooling = "LAST"
+    elif pool_config.get("pooling_mode_cls_token"):
+        pooling = "CLS"
+
+    dense = None
+    if "Dense" in modules:
+        cfg = modules["Dense"]["config"]
+        dense = DenseProjection(modules["Dense"]["path"], cfg["in_features"], cfg["out_features"], cfg.get("bias", True))
+
+    use_sep = getattr(config, "use_sep_token", getattr(config, "use_pad_token", None))
+    if use_sep is None:
+        use_sep = conversion is None
+
+    info = ModelInfo(
+        architecture=architecture,
+        model_type=model_type,
+        task=task,
+        max_model_len=_max_model_len(config, folder, max_model_len),
+        num_labels=num_labels,
+        activation=_activation(config, num_labels),
+        pooling=pooling,
+        use_sep_token=bool(use_sep),
+        is_decoder=is_decoder,
+        conversion=conversion,
+        colbert_linear=has_colbert_linear,
+        dense=dense,
+    )
+    return info

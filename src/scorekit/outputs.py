@@ -1,0 +1,61 @@
+"""Result objects of the offline API, shaped like vLLM's so code written against `vllm.LLM` keeps working."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ScoringOutput:
+    score: float
+
+
+@dataclass
+class EmbeddingOutput:
+    embedding: list[float]
+
+    @property
+    def hidden_size(self) -> int:
+        return len(self.embedding)
+
+
+@dataclass
+class ClassificationOutput:
+    probs: list[float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.probs)
+
+
+@dataclass
+class TokenEmbeddingOutput:
+    data: list[list[float]]
+
+
+@dataclass
+class RequestOutput:
+    """vLLM's PoolingRequestOutput: `outputs` holds the result, `prompt_token_ids` the prompt that was run."""
+
+    request_id: str
+    outputs: Any
+    prompt_token_ids: list[int] = field(default_factory=list)
+    finished: bool = True
+
+
+@dataclass
+class RerankOutput:
+    index: int
+    document: Any
+    relevance_score: float
+
+
+@dataclass
+class PoolingParams:
+    """The subset of vLLM's PoolingParams that scoring reads. Never mutated by scorekit."""
+
+    use_activation: bool | None = None
+    truncate_prompt_tokens: int | None = None
+    task: str | None = None
+    extra_kwargs: dict[str, Any] | None = None

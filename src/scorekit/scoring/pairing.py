@@ -1,0 +1,43 @@
+"""Pairing rules of SPEC §4: how the two sides of a score request become (query, document) pairs."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from scorekit.errors import ValidationError
+
+ScoreInput = Any  # a str, or a multimodal object {"content": [part, ...]}
+
+
+def is_multimodal(item: ScoreInput) -> bool:
+    return isinstance(item, dict) and "content" in item
+
+
+def as_list(side: ScoreInput | Sequence[ScoreInput]) -> list[ScoreInput]:
+    """A bare string or multimodal object counts as a one-element list."""
+    if isinstance(side, (str, dict)):
+        return [side]
+    return list(side)
+
+
+def pair_inputs(
+    side1: ScoreInput | Sequence[ScoreInput],
+    side2: ScoreInput | Sequence[ScoreInput],
+    architecture: str,
+    multimodal_model: bool = False,
+) -> list[tuple[ScoreInput, ScoreInput]]:
+    """Apply vLLM's checks in its order and return the pairs (1:N broadcasts the single query)."""
+    left, right = as_list(side1), as_list(side2)
+    if not multimodal_model:
+        for item in (*left, *right):
+            if is_multimodal(item):
+                raise ValidationError(f"MultiModalParam is not supported for {architecture}")
+    if len(left) > 1 and len(left) != len(right):
+        raise ValidationError("Input lengths must be either 1:1, 1:N or N:N")
+    if len(left) == 0:
+        raise ValidationError("At least one text element must be given")
+    if len(right) == 0:
+        raise ValidationError("At least one text_pair element must be given")
+    if len(left) == 1:
+        return [(left[0], doc) for doc in right]
+    return list(zip(left, right))

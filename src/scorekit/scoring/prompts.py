@@ -1,0 +1,118 @@
+"""Turning request text into token sequences (SPEC §5.1, §5.3): cross-encoder packing and single prompts.
+
+Cross-encoder pairs become one prompt each, by the first of: a score template (rendered, then tokenised),
+HF pair encoding `[CLS] q [SEP] d [SEP]` with token_type_ids (`use_sep_token`), or plain `q + d`.
+Bi-encoder and late-interaction sides are tokenised on their own, with the same truncation rules.
+Tokenisation is always one batched call to the Rust tokenizer, never a Python loop over texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from scorekit.scoring.templates import check_template_kwargs, render_score_prompt
+from scorekit.scoring.truncation import TruncationParams, cut_text_to_tokens, finish
+
+
+@dataclass(frozen=True)
+class Prompt:
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class PromptBuilder:
+    def __init__(
+        self,
+        tokenizer,
+        max_model_len: int,
+        use_sep_token: bool = True,
+        template: str | None = None,
+        uses_token_types: bool = False,
+    ):
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self.use_sep_token = use_sep_token
+        self.template = template
+        self.uses_token_types = uses_token_types
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
+        self.special_tokens = {
+            name: getattr(tokenizer, name, None)
+            for name in ("bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token")
+        }
+
+    # -- text limits applied before packing -------------------------------------------------------------
+    def _cap(self, texts: Sequence[str], limit: int) -> list[str]:
+        if not limit:
+            return list(texts)
+        cut: dict[str, str] = {}  # 1:N repeats the query N times: cut it once
+        for text in texts:
+            if text not in cut:
+                cut[text] = cut_text_to_tokens(self.tokenizer, text, limit)
+        return [cut[text] for text in texts]
+
+    def _finish_all(self, encoded, params: TruncationParams) -> list[Prompt]:
+        ids_list = encoded["input_ids"]
+        types_list = encoded.get("token_type_ids") if self.uses_token_types else None
+        prompts = []
+        for i, ids in enumerate(ids_list):
+            types = types_list[i] if types_list is not None else None
+            ids, types = finish(ids, types, params, self.max_model_len, self.pad_id)
+            prompts.append(Prompt(tuple(ids), tuple(types) if types is not None else None))
+        return prompts
+
+    # -- cross-encoder ------------------------------------------------------------------------------------
+    def pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        params: TruncationParams,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> list[Prompt]:
+        queries = self._cap([q for q, _ in pairs], params.max_tokens_per_query)
+        docs = self._cap([d for _, d in pairs], params.max_tokens_per_doc)
+        kwargs = params.tokenizer_kwargs(self.max_model_len)
+        if self.template is not None:
+            check_template_kwargs(template_kwargs)
+            texts = [render_score_prompt(self.template, q, d, self.special_tokens, template_kwargs) for q, d in zip(queries, docs)]
+            return self._finish_all(self.tokenizer(texts, add_special_tokens=True, **kwargs), params)
+        if not self.use_sep_token:
+            texts = [q + d for q, d in zip(queries, docs)]
+            return self._finish_all(self.tokenizer(texts, add_special_tokens=True, **kwargs), params)
+        if params.max_tokens_per_doc:
+            return self._pairs_with_doc_limit(queries, docs, params, kwargs)
+        return self._finish_all(self._encode_pairs(queries, docs, kwargs), params)
+
+    def _encode_pairs(self, queries, docs, kwargs):
+        return self.tokenizer(queries, docs, add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
+
+    def _pairs_with_doc_limit(self, queries, docs, params, kwargs) -> list[Prompt]:
+        """vLLM's sep-token rule: a doc limit also truncates `only_second` so the query is never eaten."""
+        special = self.tokenizer.num_special_tokens_to_add(pair=True)
+        prompts: list[Prompt | None] = [None] * len(queries)
+        by_query: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            by_query.setdefault(q, []).append(i)
+        for q, idx in by_query.items():
+            q_len = len(self.tokenizer(q, add_special_tokens=False)["input_ids"])
+            max_length = q_len + params.max_tokens_per_doc + special
+            if kwargs.get("max_length"):
+                max_length = min(max_length, kwargs["max_length"])
+            group_kwargs = dict(kwargs)
+            if max_length > q_len + special:
+                group_kwargs.update(truncation="only_second", max_length=max_length)
+            encoded = self._encode_pairs([q] * len(idx), [docs[i] for i in idx], group_kwargs)
+            for i, prompt in zip(idx, self._finish_all(encoded, params)):
+                prompts[i] = prompt
+        return prompts  # type: ignore[return-value]
+
+    # -- bi-encoder / late interaction / generative -----------------------------------------------------
+    def singles(self, texts: Sequence[str], params: TruncationParams, is_query: bool) -> list[Prompt]:
+        limit = params.max_tokens_per_query if is_query else params.max_tokens_per_doc
+        texts = self._cap(texts, limit)
+        kwargs = params.tokenizer_kwargs(self.max_model_len)
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
+        return self._finish_all(encoded, params)
