@@ -1,0 +1,226 @@
+"""Our own BERT-family encoder: BERT, RoBERTa and XLM-R in one compact torch module.
+
+The three families share the post-LayerNorm transformer layer; they differ only in how position ids are
+counted (BERT: 0..T-1; RoBERTa/XLM-R: after `padding_idx`, skipping pads) and in the shape of their
+sequence-classification head, which is the same maths under two names (see `_load_head`).
+
+Built for inference on the hot path: Q/K/V are fused into one Linear at load time, attention runs through
+`scaled_dot_product_attention`, parameters never require grad, and modules are created on the meta device
+so that loading a checkpoint never pays for a random initialisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
+
+SUPPORTED_MODEL_TYPES = {"bert": "arange", "roberta": "after_padding", "xlm-roberta": "after_padding"}
+# Base-model prefixes used by *ForSequenceClassification checkpoints (XLM-R also uses "roberta.").
+_BASE_PREFIXES = ("bert.", "roberta.")
+
+
+class _EncoderLayer(nn.Module):
+    """Post-LN transformer layer: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+
+    def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, act: str):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)  # one matmul instead of three
+        self.attn_out = nn.Linear(hidden, hidden)
+        self.attn_norm = nn.LayerNorm(hidden, eps=eps)
+        self.ffn_in = nn.Linear(hidden, intermediate)
+        self.act = ACT2FN[act]
+        self.ffn_out = nn.Linear(intermediate, hidden)
+        self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
+
+    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
+        batch, seq, hidden = x.shape
+        # [B, T, 3H] -> three [B, heads, T, head_dim] views, no copies.
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        x = self.attn_norm(x + self.attn_out(attn.transpose(1, 2).reshape(batch, seq, hidden)))
+        return self.ffn_norm(x + self.ffn_out(self.act(self.ffn_in(x))))
+
+
+class _ClassificationHead(nn.Module):
+    """tanh(dense(h[CLS])) -> out_proj. BERT calls dense the "pooler"; RoBERTa calls it "classifier.dense"."""
+
+    def __init__(self, hidden: int, num_labels: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.out_proj = nn.Linear(hidden, num_labels)
+
+    def forward(self, cls_hidden: Tensor) -> Tensor:
+        return self.out_proj(torch.tanh(self.dense(cls_hidden)))
+
+
+class EncoderModel(nn.Module):
+    """BERT / RoBERTa / XLM-R encoder with an optional sequence-classification head.
+
+    Inputs are right-padded batches; `attention_mask` is 1 on real tokens. Padding never changes the
+    outputs at real positions: pad keys get a large negative additive score in attention.
+    """
+
+    def __init__(self, config: PretrainedConfig, num_labels: int | None):
+        super().__init__()
+        position_type = getattr(config, "position_embedding_type", None) or "absolute"
+        if position_type != "absolute":
+            raise NotImplementedError(
+                f"EncoderModel supports absolute position embeddings only, not {position_type!r}; "
+                "use the transformers fallback for this checkpoint."
+            )
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"EncoderModel does not implement model_type {config.model_type!r}")
+        hidden = self.hidden_size = config.hidden_size
+        self.pad_token_id = config.pad_token_id if config.pad_token_id is not None else 0
+        # RoBERTa counts positions from padding_idx + 1, so it uses two fewer rows of the position table.
+        self.roberta_positions = SUPPORTED_MODEL_TYPES[config.model_type] == "after_padding"
+        position_offset = self.pad_token_id + 1 if self.roberta_positions else 0
+        self.max_length = config.max_position_embeddings - position_offset
+
+        self.word_embeddings = nn.Embedding(config.vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, hidden)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, hidden)
+        self.embeddings_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.layers = nn.ModuleList(
+            _EncoderLayer(hidden, config.num_attention_heads, config.intermediate_size,
+                          config.layer_norm_eps, config.hidden_act)
+            for _ in range(config.num_hidden_layers)
+        )
+        self.head = _ClassificationHead(hidden, num_labels) if num_labels is not None else None
+        self.num_labels = num_labels if num_labels is not None else config.num_labels
+
+    @property
+    def has_classifier(self) -> bool:
+        return self.head is not None
+
+    # ---- loading -------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_config_and_state_dict(
+        cls, config: PretrainedConfig, state_dict: dict[str, Tensor], dtype: torch.dtype = torch.float32
+    ) -> "EncoderModel":
+        """Build from an HF config and an HF-named state dict (with or without the "bert."/"roberta." prefix)."""
+        sd = _strip_names(state_dict)
+        head_weights = _load_head(sd)
+        num_labels = head_weights["head.out_proj.weight"].shape[0] if head_weights else None
+        ours = {
+            "word_embeddings.weight": _take(sd, "embeddings.word_embeddings.weight"),
+            "position_embeddings.weight": _take(sd, "embeddings.position_embeddings.weight"),
+            "token_type_embeddings.weight": _take(sd, "embeddings.token_type_embeddings.weight"),
+            "embeddings_norm.weight": _take(sd, "embeddings.LayerNorm.weight"),
+            "embeddings_norm.bias": _take(sd, "embeddings.LayerNorm.bias"),
+            **head_weights,
+        }
+        for i in range(config.num_hidden_layers):
+            ours.update(_load_layer(sd, i))
+
+        with torch.device("meta"):  # shapes only; the real tensors are assigned below
+            model = cls(config, num_labels)
+        model.load_state_dict({k: v.to(dtype).contiguous() for k, v in ours.items()}, strict=True, assign=True)
+        return model.requires_grad_(False).eval()
+
+    # ---- inference -----------------------------------------------------------------------------------
+
+    def _position_ids(self, input_ids: Tensor) -> Tensor:
+        if not self.roberta_positions:
+            return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        # HF create_position_ids_from_input_ids: padding_idx + 1 + running count of non-pad tokens;
+        # pads themselves get padding_idx.
+        not_pad = input_ids.ne(self.pad_token_id).long()
+        return torch.cumsum(not_pad, dim=1) * not_pad + self.pad_token_id
+
+    def hidden_states(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """Last hidden state [B, T, H] of a right-padded batch."""
+        if input_ids.shape[1] > self.max_length:
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the model maximum {self.max_length}")
+        # Same order of additions as HF (word + type, then + position) so the rounding matches too.
+        if token_type_ids is None:
+            x = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        else:
+            x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        x = self.embeddings_norm(x + self.position_embeddings(self._position_ids(input_ids)))
+
+        # Additive key mask [B, 1, 1, T], broadcast over heads and queries. finfo.min rather than -inf keeps an
+        # all-padding row finite (uniform attention) instead of NaN.
+        key_mask = torch.zeros(attention_mask.shape, dtype=x.dtype, device=x.device)
+        key_mask = key_mask.masked_fill_(attention_mask == 0, torch.finfo(x.dtype).min)[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        return x
+
+    forward = hidden_states
+
+    def classify(self, hidden: Tensor) -> Tensor:
+        """Raw logits [B, num_labels] from the classification head on the first token."""
+        if self.head is None:
+            raise RuntimeError("this checkpoint has no sequence-classification head")
+        return self.head(hidden[:, 0])
+
+
+# ---- state-dict mapping (HF names -> ours) -------------------------------------------------------------
+
+
+def _strip_names(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the base-model prefix and rename TF-era LayerNorm gamma/beta to weight/bias."""
+    out = {}
+    for key, tensor in state_dict.items():
+        for prefix in _BASE_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        if key.endswith("LayerNorm.gamma"):
+            key = key[: -len("gamma")] + "weight"
+        elif key.endswith("LayerNorm.beta"):
+            key = key[: -len("beta")] + "bias"
+        out[key] = tensor
+    return out
+
+
+def _take(sd: dict[str, Tensor], key: str) -> Tensor:
+    try:
+        return sd[key]
+    except KeyError:
+        raise KeyError(f"checkpoint is missing required weight {key!r}") from None
+
+
+def _load_layer(sd: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+    src, dst = f"encoder.layer.{i}.", f"layers.{i}."
+    qkv = [f"{src}attention.self.{name}" for name in ("query", "key", "value")]
+    pairs = {
+        "attn_out": "attention.output.dense",
+        "attn_norm": "attention.output.LayerNorm",
+        "ffn_in": "intermediate.dense",
+        "ffn_out": "output.dense",
+        "ffn_norm": "output.LayerNorm",
+    }
+    out = {
+        f"{dst}qkv.weight": torch.cat([_take(sd, f"{p}.weight") for p in qkv]),
+        f"{dst}qkv.bias": torch.cat([_take(sd, f"{p}.bias") for p in qkv]),
+    }
+    for ours, theirs in pairs.items():
+        for param in ("weight", "bias"):
+            out[f"{dst}{ours}.{param}"] = _take(sd, f"{src}{theirs}.{param}")
+    return out
+
+
+def _load_head(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Head weights if the checkpoint has a sequence-classification head, else {}.
+
+    Decided by the keys, not by model_type: RoBERTa-style heads have `classifier.out_proj`, BERT-style heads
+    a bare `classifier` Linear fed by the pooler. A bare BertModel's pooler alone is not a head (ignored).
+    """
+    if "classifier.out_proj.weight" in sd:
+        dense, out_proj = "classifier.dense", "classifier.out_proj"
+    elif "classifier.weight" in sd:
+        dense, out_proj = "pooler.dense", "classifier"
+    else:
+        return {}
+    return {
+        f"head.{ours}.{param}": _take(sd, f"{theirs}.{param}")
+        for ours, theirs in (("dense", dense), ("out_proj", out_proj))
+        for param in ("weight", "bias")
+    }
