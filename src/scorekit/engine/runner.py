@@ -5,6 +5,7 @@ The runner knows token sequences and tasks only; it never learns what a request 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -12,6 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from scorekit.engine.batching import plan_batches
+from scorekit.engine.scheduler import Scheduler, WorkItem
+from scorekit.engine.stats import EngineStats
 from scorekit.models.scoring_model import Batch, ScoringModel
 from scorekit.scoring.prompts import Prompt
 
@@ -41,25 +44,46 @@ def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Bat
 
 
 class Runner:
-    def __init__(self, model: ScoringModel, pad_id: int, max_batch_tokens: int = 16384, max_batch_size: int = 256):
+    """Runs tasks on the model. `run` may be called from any number of threads at once: the scheduler
+    merges their work into shared batches on the one model thread."""
+
+    def __init__(self, model: ScoringModel, pad_id: int, max_batch_tokens: int = 16384, max_batch_size: int = 256,
+                 max_queued_prompts: int = 100_000):
         self.model = model
         self.pad_id = pad_id
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
+        self.scheduler = Scheduler(self._execute, max_queued_prompts=max_queued_prompts)
+        self.stats = EngineStats()
 
-    def run(self, task: Task, prompts: Sequence[Prompt], use_tqdm: bool = False) -> list[torch.Tensor]:
+    def submit(self, task: Task, prompts: Sequence[Prompt], priority: int = 0, on_progress=None) -> WorkItem:
+        return self.scheduler.submit(task, prompts, priority, on_progress)
+
+    def run(self, task: Task, prompts: Sequence[Prompt], use_tqdm: bool = False, priority: int = 0) -> list[torch.Tensor]:
+        if not prompts:
+            return []
+        progress = tqdm(total=len(prompts), desc=f"scorekit {task.name}", unit="seq", disable=not use_tqdm)
+        with progress:
+            item = self.submit(task, prompts, priority, progress.update if use_tqdm else None)
+            return item.future.result()
+
+    def _execute(self, task: Task, prompts: list[Prompt], on_progress=None) -> list[torch.Tensor]:
+        """On the model thread: run each distinct prompt once, in length-sorted token-budget batches."""
         unique: dict[Prompt, int] = {}
         slots = [unique.setdefault(p, len(unique)) for p in prompts]  # identical prompts run once
         distinct = list(unique)
+        copies = Counter(slots)  # progress counts every submitted prompt, duplicates included
         outputs: list[torch.Tensor | None] = [None] * len(distinct)
-        batches = plan_batches([len(p) for p in distinct], self.max_batch_tokens, self.max_batch_size)
-        progress = tqdm(total=len(distinct), desc=f"scorekit {task.name}", unit="seq", disable=not use_tqdm)
-        with torch.inference_mode(), progress:
+        lengths = [len(p) for p in distinct]
+        batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size)
+        self.stats.record(lengths, batches, len(prompts))
+        with torch.inference_mode():
             for batch_indices in batches:
                 batch = collate([distinct[i] for i in batch_indices], self.pad_id, self.model.device)
                 for i, out in zip(batch_indices, self._forward(task, batch)):
                     outputs[i] = out
-                progress.update(len(batch_indices))
+                if on_progress is not None:
+                    on_progress(sum(copies[i] for i in batch_indices))
         return [outputs[s] for s in slots]
 
     def _forward(self, task: Task, batch: Batch) -> list[torch.Tensor]:

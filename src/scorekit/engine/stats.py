@@ -1,0 +1,33 @@
+"""Counters the engine keeps for /metrics and the benchmarks: batches, padding, tokens, deduplication."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EngineStats:
+    batches: int = 0
+    sequences: int = 0  # sequences submitted
+    deduplicated: int = 0  # of which identical to another one in the same group (not run again)
+    real_tokens: int = 0
+    padded_tokens: int = 0  # rows × longest row, summed over batches
+    prefix_hit_tokens: int = 0  # tokens served from a shared-prefix KV cache instead of recomputed
+    batch_sizes: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, lengths: list[int], batches: list[list[int]], submitted: int) -> None:
+        with self._lock:
+            self.sequences += submitted
+            self.deduplicated += submitted - len(lengths)
+            for batch in batches:
+                self.batches += 1
+                self.batch_sizes.append(len(batch))
+                self.real_tokens += sum(lengths[i] for i in batch)
+                self.padded_tokens += max(lengths[i] for i in batch) * len(batch)
+            del self.batch_sizes[:-1000]  # keep a window, not the whole history
+
+    @property
+    def padding_fraction(self) -> float:
+        return 0.0 if not self.padded_tokens else 1 - self.real_tokens / self.padded_tokens
