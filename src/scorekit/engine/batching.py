@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[list[int]]:
-    """Indices grouped so that each batch's padded size (rows × longest row) stays within the budget.
+def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int,
+                 max_padding: float = 0.2) -> list[list[int]]:
+    """Indices grouped so that each batch's padded size (rows × longest row) stays within the budget,
+    and no row is more than `max_padding` padding (a row much shorter than the batch's longest starts a new batch).
 
     Longest first: the first batch has the peak memory, so an out-of-memory shows up at once, not at the end.
     A single sequence longer than the budget still gets a batch of its own.
@@ -20,7 +22,9 @@ def plan_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: 
     longest = 0
     for i in order:
         candidate_longest = max(longest, lengths[i])
-        if current and (candidate_longest * (len(current) + 1) > max_batch_tokens or len(current) >= max_batch_size):
+        too_short = lengths[i] < (1 - max_padding) * longest
+        if current and (candidate_longest * (len(current) + 1) > max_batch_tokens or len(current) >= max_batch_size
+                        or too_short):
             batches.append(current)
             current, candidate_longest = [], lengths[i]
         current.append(i)

@@ -1,0 +1,57 @@
+"""Shared benchmark helpers: alternating rounds, medians, a printed table, and a JSON record for the README plot.
+
+These machines are noisy: every comparison runs the baseline and the candidate in the same process,
+alternating, several rounds, and reports the median of each and their ratio — never one absolute time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).parent / "data"
+RESULTS = Path(__file__).parent / "results"
+
+
+def sentences() -> list[str]:
+    return (DATA / "sentences.txt").read_text().splitlines()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(candidates: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per candidate; candidates alternate within every round so drift hits all alike."""
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for r in range(rounds):
+        names = list(candidates) if r % 2 == 0 else list(reversed(candidates))
+        for name in names:
+            times[name].append(timed(candidates[name]))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def print_table(title: str, medians: dict[str, float], baseline: str, work: float, unit: str) -> None:
+    print(f"\n{title}")
+    print(f"{'':28s} {'median s':>10s} {unit + '/s':>14s} {'vs ' + baseline:>14s}")
+    for name, seconds in medians.items():
+        print(f"{name:28s} {seconds:10.3f} {work / seconds:14.1f} {medians[baseline] / seconds:13.2f}x")
+
+
+def record(bench: str, payload: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{bench}.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,49 @@
+"""embed: 1,000 real sentences on all-MiniLM-L6-v2 — scorekit offline vs sentence-transformers encode(batch 32).
+
+    python bench/embed.py [--rounds 5]
+Target: ≥ 1.3x sentence-transformers. Also checks that both give the same vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import common  # noqa: F401  (sets up the path and offline mode)
+import torch
+
+from common import compare, print_table, record, sentences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    from sentence_transformers import SentenceTransformer
+
+    from scorekit import LLM
+    from scorekit.models.packaged import default_model_dir
+
+    texts = sentences()
+    llm = LLM()
+    st = SentenceTransformer(str(default_model_dir()), device="cpu")
+
+    ours = torch.tensor([o.outputs.embedding for o in llm.embed(texts, use_tqdm=False)])
+    ref = st.encode(texts, batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
+    max_diff = float((ours - ref).abs().max())
+
+    medians = compare({
+        "sentence-transformers b32": lambda: st.encode(texts, batch_size=32),
+        "scorekit": lambda: llm.embed(texts, use_tqdm=False),
+    }, rounds=args.rounds)
+    print_table(f"embed: {len(texts)} sentences, all-MiniLM-L6-v2, {torch.get_num_threads()} threads",
+                medians, "sentence-transformers b32", len(texts), "sent")
+    stats = llm.engine.stats
+    ratio = medians["sentence-transformers b32"] / medians["scorekit"]
+    print(f"max |Δ| vs sentence-transformers: {max_diff:.2e}   padding fraction: {stats.padding_fraction:.1%}")
+    print(f"target ≥ 1.3x: {'met' if ratio >= 1.3 else 'NOT met'} ({ratio:.2f}x)")
+    record("embed", {"medians_s": medians, "ratio": ratio, "max_abs_diff": max_diff, "target": 1.3})
+
+
+if __name__ == "__main__":
+    main()
