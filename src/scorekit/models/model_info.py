@@ -147,6 +147,13 @@ def _conversion(config) -> Conversion | None:
     return Conversion(method, list(tokens))
 
 
+def _default_architecture(model_type: str) -> str:
+    """GGUF configs name no architecture: take the causal-LM class transformers registers for the type."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) or MODEL_MAPPING_NAMES.get(model_type) or model_type
+
+
 def describe_model(
     config,
     folder: Path,
@@ -155,8 +162,8 @@ def describe_model(
     max_model_len: int | None = None,
     has_colbert_linear: bool = False,
 ) -> ModelInfo:
-    architecture = (getattr(config, "architectures", None) or ["?"])[0]
     model_type = getattr(config, "model_type", "?")
+    architecture = (getattr(config, "architectures", None) or [_default_architecture(model_type)])[0]
     modules = _sentence_transformers_modules(folder)
     is_decoder = architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES
     conversion = _conversion(config)

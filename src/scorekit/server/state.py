@@ -1,0 +1,66 @@
+"""What every route needs: the loaded LLM, the model thread, the served names and the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from fastapi import Request
+
+from scorekit.engine.worker import ModelWorker
+from scorekit.errors import ModelNotFound, ValidationError
+from scorekit.server.metrics import Metrics
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerState:
+    llm: Any  # scorekit.LLM
+    served_model_names: list[str]
+    worker: ModelWorker = field(default_factory=ModelWorker)
+    metrics: Metrics | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_names[0]
+
+    @property
+    def info(self):
+        return self.llm.info
+
+    @property
+    def tokenizer(self):
+        return self.llm.loaded.tokenizer
+
+    def scorer(self):
+        return self.llm.scorer()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Model and tokenizer work runs on the model thread, never on the event loop."""
+        return await self.worker.call(fn, *args, **kwargs)
+
+    def check_model(self, name: str | None, with_aliases: bool = False) -> None:
+        if not name or name in self.served_model_names:
+            return
+        if with_aliases:
+            raise ModelNotFound(f"The model `{name}` does not exist. Valid aliases: "
+                                f"{', '.join(self.served_model_names)}.", param="model")
+        raise ModelNotFound(f"The model `{name}` does not exist.")
+
+    def count_tokens(self, route: str, n: int) -> None:
+        if self.metrics is not None:
+            self.metrics.tokens.labels(route=route).inc(n)
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.scorekit
+
+
+def check_cache_salt(salt: str | None) -> None:
+    if salt is None:
+        return
+    if not salt or len(salt) > 128 or any(c in salt for c in "@/\\\x00"):
+        raise ValidationError("cache_salt must be a non-empty string of at most 128 characters without "
+                              "'@', '/', '\\' or NUL characters.", param="cache_salt")
+

@@ -1,0 +1,90 @@
+"""Real servers on free loopback ports, in background threads, one model load per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from scorekit.server.app import build_app
+
+os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+os.environ["no_proxy"] = os.environ["NO_PROXY"]
+
+API_KEY = "sk-test-123"
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, trust_env=False, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from scorekit import LLM
+
+    return LLM()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from scorekit import LLM
+    from scorekit.models.packaged import PackagedModelMissing, smollm2_gguf
+
+    try:
+        path = smollm2_gguf()
+    except PackagedModelMissing as exc:
+        pytest.skip(str(exc))
+    return LLM(str(path), runner="generate")
+
+
+@pytest.fixture(scope="session")
+def server(minilm):
+    with LiveServer(build_app(minilm, ["minilm", "sentence-transformers/all-MiniLM-L6-v2"])) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def keyed_server(minilm):
+    with LiveServer(build_app(minilm, ["minilm"], api_keys=[API_KEY], enable_request_id_headers=True)) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def smol_server(smollm2):
+    with LiveServer(build_app(smollm2, ["smollm2"], api_keys=[API_KEY])) as live:
+        yield live
+
+
+@pytest.fixture()
+def http(server):
+    with server.client() as client:
+        yield client

@@ -1,0 +1,84 @@
+"""`scorekit serve` and `scorekit run-batch` as a user runs them (subprocesses, loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from scorekit.models.packaged import default_model_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "SCOREKIT_API_KEY": "env-key", "NO_PROXY": "127.0.0.1"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--served-model-name", "mini", "minilm-alias", "--enable-request-id-headers"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("scorekit serve did not start:\n" + log_path.read_text())
+            time.sleep(0.3)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_default_model_with_env_key(cli_server):
+    url, log_path = cli_server
+    with httpx.Client(base_url=url, trust_env=False, timeout=60) as c:
+        assert c.post("/rerank", json={"query": "q", "documents": ["d"]}).status_code == 401
+        r = c.post("/rerank", json={"model": "minilm-alias", "query": "capital of France", "documents": ["Paris", "bananas"]},
+                   headers={"Authorization": "Bearer env-key"})
+        assert r.status_code == 200 and r.json()["model"] == "mini" and r.json()["results"][0]["index"] == 0
+        assert "x-request-id" in r.headers
+    log = log_path.read_text()
+    assert f"on http://{url.removeprefix('http://')}" in log and "sentence-transformers/all-MiniLM-L6-v2" in log
+
+
+def test_run_batch(tmp_path):
+    lines = [
+        {"custom_id": "s", "method": "POST", "url": "/v1/score", "body": {"model": "m", "queries": "a", "documents": ["a", "b"]}},
+        {"custom_id": "r", "method": "POST", "url": "/v2/rerank", "body": {"query": "capital of France", "documents": ["bananas", "Paris"]}},
+        {"custom_id": "e", "method": "POST", "url": "/v1/embeddings", "body": {"input": "hello"}},
+        {"custom_id": "bad", "method": "POST", "url": "/score", "body": {"queries": "a", "documents": []}},
+        {"custom_id": "url", "method": "POST", "url": "/tokenize", "body": {"prompt": "a"}},
+    ]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    done = subprocess.run([sys.executable, "-m", "scorekit.cli", "run-batch", "-i", str(inp), "-o", str(out),
+                           "--model", str(default_model_dir()), "--served-model-name", "m"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "run-batch" in done.stderr  # the tqdm progress bar
+    results = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r["custom_id"] for r in results] == ["s", "r", "e", "bad", "url"]
+    assert results[0]["response"]["body"]["data"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert results[1]["response"]["body"]["results"][0]["index"] == 1 and results[1]["error"] is None
+    assert len(results[2]["response"]["body"]["data"][0]["embedding"]) == 384
+    assert results[3]["response"]["status_code"] == 400
+    assert results[3]["error"] == "At least one text_pair element must be given"
+    assert results[4]["response"] is None and "not supported" in results[4]["error"]
