@@ -89,3 +89,24 @@ def test_identical_prompts_run_once(minilm_llm):
     out = minilm_llm.score(["same query"] * 3, ["same doc"] * 3, use_tqdm=False)
     assert len({o.outputs.score for o in out}) == 1
     assert stats.deduplicated - before >= 4  # 2 repeated queries + 2 repeated docs were not re-run
+
+
+def test_cancel_scope_drops_queued_work_of_a_gone_client():
+    from scorekit.engine.cancel import CancelScope
+
+    recorder = _Recorder()
+    scheduler = Scheduler(recorder)
+    scheduler.submit(Task("block"), [_prompt(1)])
+    time.sleep(0.1)
+    scope = CancelScope()
+    for name in ("x", "y"):
+        scope.add(scheduler.submit(Task(name), [_prompt(2)]))
+    survivor = scheduler.submit(Task("z"), [_prompt(3)])
+    assert scope.cancel() == 2
+    late = scheduler.submit(Task("after"), [_prompt(1)])
+    scope.add(late)  # registered after the client left: cancelled at once
+    assert late.future.cancelled()
+    recorder.release.set()
+    assert survivor.future.result(5) == [3]
+    assert recorder.ran == ["block", "z"]
+    scheduler.stop()

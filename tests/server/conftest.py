@@ -48,22 +48,13 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def minilm():
-    from scorekit import LLM
-
-    return LLM()
+def minilm(minilm_llm):
+    return minilm_llm  # the session-wide LLM of tests/conftest.py: loaded once for all test folders
 
 
 @pytest.fixture(scope="session")
-def smollm2():
-    from scorekit import LLM
-    from scorekit.models.packaged import PackagedModelMissing, smollm2_gguf
-
-    try:
-        path = smollm2_gguf()
-    except PackagedModelMissing as exc:
-        pytest.skip(str(exc))
-    return LLM(str(path), runner="generate")
+def smollm2(smollm2_llm):
+    return smollm2_llm
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scorekit.engine.batching import plan_batches
+from scorekit.engine.cancel import current_scope
 from scorekit.engine.scheduler import Scheduler, WorkItem
 from scorekit.engine.stats import EngineStats
 from scorekit.models.scoring_model import Batch, ScoringModel
@@ -65,6 +66,9 @@ class Runner:
         progress = tqdm(total=len(prompts), desc=f"scorekit {task.name}", unit="seq", disable=not use_tqdm)
         with progress:
             item = self.submit(task, prompts, priority, progress.update if use_tqdm else None)
+            scope = current_scope.get()
+            if scope is not None:
+                scope.add(item)
             return item.future.result()
 
     def _execute(self, task: Task, prompts: list[Prompt], on_progress=None) -> list[torch.Tensor]:

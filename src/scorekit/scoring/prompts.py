@@ -8,6 +8,7 @@ Tokenisation is always one batched call to the Rust tokenizer, never a Python lo
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -40,10 +41,17 @@ class PromptBuilder:
         self.uses_token_types = uses_token_types
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
+        # HF fast tokenizers set truncation state on the shared Rust object at every call: two threads with
+        # different truncation settings could swap them. Every call goes through this lock.
+        self._lock = threading.Lock()
         self.special_tokens = {
             name: getattr(tokenizer, name, None)
             for name in ("bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token")
         }
+
+    def tokenize(self, *args, **kwargs):
+        with self._lock:
+            return self.tokenizer(*args, **kwargs)
 
     # -- text limits applied before packing -------------------------------------------------------------
     def _cap(self, texts: Sequence[str], limit: int) -> list[str]:
@@ -52,7 +60,7 @@ class PromptBuilder:
         cut: dict[str, str] = {}  # 1:N repeats the query N times: cut it once
         for text in texts:
             if text not in cut:
-                cut[text] = cut_text_to_tokens(self.tokenizer, text, limit)
+                cut[text] = cut_text_to_tokens(self.tokenize, text, limit)
         return [cut[text] for text in texts]
 
     def _finish_all(self, encoded, params: TruncationParams) -> list[Prompt]:
@@ -78,16 +86,16 @@ class PromptBuilder:
         if self.template is not None:
             check_template_kwargs(template_kwargs)
             texts = [render_score_prompt(self.template, q, d, self.special_tokens, template_kwargs) for q, d in zip(queries, docs)]
-            return self._finish_all(self.tokenizer(texts, add_special_tokens=True, **kwargs), params)
+            return self._finish_all(self.tokenize(texts, add_special_tokens=True, **kwargs), params)
         if not self.use_sep_token:
             texts = [q + d for q, d in zip(queries, docs)]
-            return self._finish_all(self.tokenizer(texts, add_special_tokens=True, **kwargs), params)
+            return self._finish_all(self.tokenize(texts, add_special_tokens=True, **kwargs), params)
         if params.max_tokens_per_doc:
             return self._pairs_with_doc_limit(queries, docs, params, kwargs)
         return self._finish_all(self._encode_pairs(queries, docs, kwargs), params)
 
     def _encode_pairs(self, queries, docs, kwargs):
-        return self.tokenizer(queries, docs, add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
+        return self.tokenize(queries, docs, add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
 
     def _pairs_with_doc_limit(self, queries, docs, params, kwargs) -> list[Prompt]:
         """vLLM's sep-token rule: a doc limit also truncates `only_second` so the query is never eaten."""
@@ -97,7 +105,7 @@ class PromptBuilder:
         for i, q in enumerate(queries):
             by_query.setdefault(q, []).append(i)
         for q, idx in by_query.items():
-            q_len = len(self.tokenizer(q, add_special_tokens=False)["input_ids"])
+            q_len = len(self.tokenize(q, add_special_tokens=False)["input_ids"])
             max_length = q_len + params.max_tokens_per_doc + special
             if kwargs.get("max_length"):
                 max_length = min(max_length, kwargs["max_length"])
@@ -114,5 +122,5 @@ class PromptBuilder:
         limit = params.max_tokens_per_query if is_query else params.max_tokens_per_doc
         texts = self._cap(texts, limit)
         kwargs = params.tokenizer_kwargs(self.max_model_len)
-        encoded = self.tokenizer(list(texts), add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
+        encoded = self.tokenize(list(texts), add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
         return self._finish_all(encoded, params)

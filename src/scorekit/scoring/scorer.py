@@ -26,6 +26,7 @@ class ScoreParams:
     truncation: TruncationParams = field(default_factory=TruncationParams)
     use_activation: bool | None = None  # None = model default (on)
     template_kwargs: dict[str, Any] | None = None  # chat_template_kwargs, with `instruction` folded in
+    priority: int = 0  # lower runs first, as in vLLM
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Scorer:
 
     def _cross(self, pairs, params: ScoreParams, use_tqdm: bool) -> ScoreResult:
         prompts = self.builder.pairs(pairs, params.truncation, params.template_kwargs)
-        logits = self.runner.run(Task("classify"), prompts, use_tqdm=use_tqdm)
+        logits = self.runner.run(Task("classify"), prompts, use_tqdm=use_tqdm, priority=params.priority)
         activated = params.use_activation is not False
         scores = [float(maths.activate(l, self.info.activation)[0] if activated else l[0]) for l in logits]
         return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts))
@@ -101,7 +102,7 @@ class Scorer:
         query_prompts = self.builder.singles(queries[:1] if one_query else queries, params.truncation, is_query=True)
         doc_prompts = self.builder.singles([d for _, d in pairs], params.truncation, is_query=False)
         task = Task("embed" if score_type == "bi-encoder" else "token_embed")
-        outputs = self.runner.run(task, query_prompts + doc_prompts, use_tqdm=use_tqdm)
+        outputs = self.runner.run(task, query_prompts + doc_prompts, use_tqdm=use_tqdm, priority=params.priority)
         query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
         if one_query:
             query_out = query_out * len(pairs)
@@ -155,7 +156,7 @@ class Scorer:
         return list(ids)
 
     def generative(self, query, items, label_token_ids, apply_softmax: bool = True, item_first: bool = False,
-                   add_special_tokens: bool = True, use_tqdm: bool = False) -> tuple[list[float], int]:
+                   add_special_tokens: bool = True, use_tqdm: bool = False, priority: int = 0) -> tuple[list[float], int]:
         if self.info.task != "generate":
             raise UnsupportedTask("The model does not support Generative Scoring API")
         vocab = self.loaded.model.backbone.vocab_size
@@ -176,11 +177,11 @@ class Scorer:
         if any(strings) and not all(strings):
             raise ValidationError("items must be all strings or all token id lists, not a mix.", param="items")
         if isinstance(query, str):
-            q_ids = self.tokenizer(query, add_special_tokens=add_special_tokens)["input_ids"]
+            q_ids = self.builder.tokenize(query, add_special_tokens=add_special_tokens)["input_ids"]
         else:
             q_ids = self._token_list(query, "query")
         if all(strings):
-            item_ids = self.tokenizer(list(items), add_special_tokens=False)["input_ids"]
+            item_ids = self.builder.tokenize(list(items), add_special_tokens=False)["input_ids"]
         else:
             item_ids = [self._token_list(i, "items") for i in items]
         keep = self.max_model_len - 1  # room for the one generated token; longer prompts keep their start
@@ -188,6 +189,6 @@ class Scorer:
         if any(len(p) == 0 for p in prompts):
             raise ValidationError("A generative scoring prompt is empty: give a query or non-empty items.")
         task = Task("next_token", labels, full_vocab_log_softmax=not apply_softmax)
-        values = self.runner.run(task, prompts, use_tqdm=use_tqdm)
+        values = self.runner.run(task, prompts, use_tqdm=use_tqdm, priority=priority)
         scores = [float(maths.label_probabilities(v, apply_softmax)[0]) for v in values]
         return scores, sum(len(p) for p in prompts)

@@ -51,12 +51,14 @@ class TruncationParams:
         return {"truncation": True, "max_length": limit}
 
 
-def cut_text_to_tokens(tokenizer, text: str, limit: int) -> str:
-    """Cut `text` at a character boundary so its content tokens (no special tokens) number ≤ limit."""
+def cut_text_to_tokens(tokenize, text: str, limit: int) -> str:
+    """Cut `text` at a character boundary so its content tokens (no special tokens) number ≤ limit.
+
+    `tokenize` is a tokenizer, or anything called like one (PromptBuilder.tokenize, which holds its lock)."""
     if limit <= 0:
         return ""
     while True:
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = tokenize(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
         if len(offsets) <= limit:
             return text

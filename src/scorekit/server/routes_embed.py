@@ -66,7 +66,7 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
     state.check_model(req.model)
     texts = texts_of(req.input)
     vectors, tokens = await state.run(_embed_lists, state, texts, _truncation(req.truncate_prompt_tokens),
-                                      req.use_activation is not False)
+                                      req.use_activation is not False, request=request)
     _check_dimensions(req.dimensions, len(vectors[0]), req.model or state.model_name)
     state.count_tokens("embeddings", tokens)
     return EmbeddingResponse(
@@ -104,7 +104,7 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
                               param=given[0])
     limit = req.max_tokens if req.max_tokens else (None if req.truncate == "NONE" else -1)
     side = {"START": "left", "END": "right"}.get(req.truncate or "END") if limit is not None else None
-    vectors, tokens = await state.run(_embed_lists, state, list(req.texts), _truncation(limit, side), True)
+    vectors, tokens = await state.run(_embed_lists, state, list(req.texts), _truncation(limit, side), True, request=request)
     _check_dimensions(req.output_dimension, len(vectors[0]), req.model or state.model_name)
     state.count_tokens("embed", tokens)
     return CohereEmbedResponse(
@@ -124,7 +124,7 @@ async def do_classify(state: ServerState, req: ClassificationRequest, request: R
     state.check_model(req.model)
     texts = texts_of(req.input)
     probs, tokens = await state.run(_classify_lists, state, texts, _truncation(req.truncate_prompt_tokens),
-                                    req.use_activation)
+                                    req.use_activation, request=request)
     id2label = getattr(state.llm.loaded.config, "id2label", None) or {}
     state.count_tokens("classify", tokens)
     return ClassificationResponse(
@@ -168,7 +168,7 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
     texts = texts_of(req.input)
     outputs, tokens = await state.run(_pool, state, task, texts, _truncation(req.truncate_prompt_tokens),
-                                      req.use_activation)
+                                      req.use_activation, request=request)
     state.count_tokens("pooling", tokens)
     return PoolingResponse(
         id=f"pooling-{base_request_id(request, req.request_id)}",

@@ -30,7 +30,7 @@ def _tokenize(state: ServerState, req: TokenizeRequest) -> list[int]:
         ids = tok.apply_chat_template(req.messages, tokenize=True, add_generation_prompt=req.add_generation_prompt)
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
     add = True if req.add_special_tokens is None else req.add_special_tokens
-    return list(tok(req.prompt, add_special_tokens=add)["input_ids"])
+    return list(state.scorer().builder.tokenize(req.prompt, add_special_tokens=add)["input_ids"])
 
 
 def _detokenize(state: ServerState, tokens: list[int]) -> str:

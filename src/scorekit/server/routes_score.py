@@ -59,14 +59,14 @@ def score_params(req: ScoreCommon) -> ScoreParams:
         kwargs.setdefault("instruction", req.instruction)
     truncation = TruncationParams(req.truncate_prompt_tokens, req.truncation_side, req.padding,
                                   req.max_tokens_per_query, req.max_tokens_per_doc)
-    return ScoreParams(truncation, req.use_activation, kwargs or None)
+    return ScoreParams(truncation, req.use_activation, kwargs or None, priority=req.priority)
 
 
 async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> ScoreResponse:
     state.check_model(req.model)
     side1, side2 = req.sides()
     params = score_params(req)
-    result = await state.run(state.scorer().score, _plain(side1), _plain(side2), params)
+    result = await state.run(state.scorer().score, _plain(side1), _plain(side2), params, request=request)
     state.count_tokens("score", result.prompt_tokens)
     return ScoreResponse(
         id=f"score-{base_request_id(request, req.request_id)}",
@@ -88,7 +88,7 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
     state.check_model(req.model)
     documents = req.documents if isinstance(req.documents, list) else [req.documents]
     params = score_params(req)
-    result = await state.run(state.scorer().score, _plain(req.query), _plain(documents), params)
+    result = await state.run(state.scorer().score, _plain(req.query), _plain(documents), params, request=request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
@@ -107,7 +107,8 @@ async def do_generative(state: ServerState, req: GenerativeScoringRequest, reque
     check_cache_salt(req.cache_salt)
     scores, prompt_tokens = await state.run(
         state.scorer().generative, req.query, list(req.items), list(req.label_token_ids),
-        apply_softmax=req.apply_softmax, item_first=req.item_first, add_special_tokens=req.add_special_tokens)
+        apply_softmax=req.apply_softmax, item_first=req.item_first, add_special_tokens=req.add_special_tokens,
+        priority=req.priority, request=request)
     state.count_tokens("generative_scoring", prompt_tokens)
     completion = len(scores)
     return ScoreResponse(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from fastapi import Request
 
+from scorekit.engine.cancel import CancelScope
 from scorekit.engine.worker import ModelWorker
 from scorekit.errors import ModelNotFound, ValidationError
 from scorekit.server.metrics import Metrics
 
 T = TypeVar("T")
+log = logging.getLogger("scorekit.server")
 
 
 @dataclass
@@ -36,9 +40,17 @@ class ServerState:
     def scorer(self):
         return self.llm.scorer()
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Model and tokenizer work runs on the model thread, never on the event loop."""
-        return await self.worker.call(fn, *args, **kwargs)
+    async def run(self, fn: Callable[..., T], *args: Any, request: Request | None = None, **kwargs: Any) -> T:
+        """Model and tokenizer work runs on worker threads, never on the event loop. With `request`, work
+        still queued in the engine is dropped when that client disconnects."""
+        if request is None:
+            return await self.worker.call(fn, *args, **kwargs)
+        scope = CancelScope()
+        watcher = asyncio.create_task(_cancel_on_disconnect(request, scope))
+        try:
+            return await self.worker.call(fn, *args, scope=scope, **kwargs)
+        finally:
+            watcher.cancel()
 
     def check_model(self, name: str | None, with_aliases: bool = False) -> None:
         if not name or name in self.served_model_names:
@@ -51,6 +63,13 @@ class ServerState:
     def count_tokens(self, route: str, n: int) -> None:
         if self.metrics is not None:
             self.metrics.tokens.labels(route=route).inc(n)
+
+
+async def _cancel_on_disconnect(request: Request, scope: CancelScope, poll_seconds: float = 0.05) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(poll_seconds)
+    dropped = scope.cancel()
+    log.info("client went away: dropped %d queued engine submissions", dropped)
 
 
 def get_state(request: Request) -> ServerState:
