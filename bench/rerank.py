@@ -1,0 +1,84 @@
+"""rerank: 1 query × 200 documents of 30–400 tokens on a BERT cross-encoder — scorekit vs
+sentence-transformers CrossEncoder.predict (batch 32).
+
+The cross-encoder is all-MiniLM-L6-v2's encoder with a seeded random classification head (no trained
+cross-encoder ships on PyPI); the speed question does not depend on the head's training.
+    python bench/rerank.py [--rounds 5]
+Target: ≥ 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+
+import common  # noqa: F401
+import torch
+
+from common import RESULTS, compare, print_table, record, sentences
+
+
+def build_cross_encoder(folder):
+    from transformers import BertForSequenceClassification
+
+    from scorekit.models.packaged import default_model_dir
+
+    if (folder / "config.json").exists():
+        return folder
+    src = default_model_dir()
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(str(src), num_labels=1)  # encoder weights kept
+    model.save_pretrained(str(folder))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+def documents(tokenizer, n=200, low=30, high=400, seed=0):
+    rng = random.Random(seed)
+    pool = sentences()
+    docs = []
+    for _ in range(n):
+        target, text = rng.randint(low, high), ""
+        while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < target:
+            text += " " + rng.choice(pool)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:target]
+        docs.append(tokenizer.decode(ids))
+    return docs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    from sentence_transformers import CrossEncoder
+
+    from scorekit import LLM
+
+    folder = build_cross_encoder(RESULTS / "minilm-cross-encoder")
+    llm = LLM(str(folder))
+    query = "How do I read a file line by line without loading it into memory?"
+    docs = documents(llm.get_tokenizer())
+    ce = CrossEncoder(str(folder), device="cpu")
+    pairs = [(query, d) for d in docs]
+
+    ours = torch.tensor([o.outputs.score for o in llm.score(query, docs, use_tqdm=False)])
+    ref = torch.tensor(ce.predict(pairs, batch_size=32))
+    max_diff = float((ours - ref).abs().max())
+
+    medians = compare({
+        "ST CrossEncoder b32": lambda: ce.predict(pairs, batch_size=32),
+        "scorekit": lambda: llm.score(query, docs, use_tqdm=False),
+    }, rounds=args.rounds)
+    tokens = llm.scorer().score(query, docs).prompt_tokens
+    print_table(f"rerank: 1 query x {len(docs)} docs (30-400 tokens, {tokens} tokens in all), MiniLM cross-encoder",
+                medians, "ST CrossEncoder b32", len(docs), "doc")
+    ratio = medians["ST CrossEncoder b32"] / medians["scorekit"]
+    print(f"max |Δ| vs sentence-transformers: {max_diff:.2e}   padding fraction: {llm.engine.stats.padding_fraction:.1%}")
+    print(f"target ≥ 1.3x: {'met' if ratio >= 1.3 else 'NOT met'} ({ratio:.2f}x)")
+    record("rerank", {"medians_s": medians, "ratio": ratio, "max_abs_diff": max_diff, "target": 1.3})
+
+
+if __name__ == "__main__":
+    main()
