@@ -67,6 +67,7 @@ class LLM:
         device: str = "auto",
         max_num_batched_tokens: int = 16384,
         max_num_seqs: int = 256,
+        enable_prefix_caching: bool = True,
         **ignored: Any,
     ):
         if runner not in ("auto", "pooling", "generate"):
@@ -78,7 +79,7 @@ class LLM:
         self.runner_kind = runner
         self.template = load_template(chat_template) if chat_template else None
         self.engine = Runner(self.loaded.model, self._pad_id(), max_batch_tokens=max_num_batched_tokens,
-                             max_batch_size=max_num_seqs)
+                             max_batch_size=max_num_seqs, prefix_sharing=enable_prefix_caching)
         self._scorers: dict[str | None, Scorer] = {}
         self._ids = itertools.count()
         if getattr(self.loaded.config, "is_original_qwen3_reranker", False) and self.template is None:

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from scorekit.engine.batching import plan_batches
 from scorekit.engine.cancel import current_scope
+from scorekit.engine.prefix import group_by_prefix
 from scorekit.engine.scheduler import Scheduler, WorkItem
 from scorekit.engine.stats import EngineStats
 from scorekit.models.scoring_model import Batch, ScoringModel
@@ -49,8 +50,10 @@ class Runner:
     merges their work into shared batches on the one model thread."""
 
     def __init__(self, model: ScoringModel, pad_id: int, max_batch_tokens: int = 16384, max_batch_size: int = 256,
-                 max_queued_prompts: int = 100_000):
+                 max_queued_prompts: int = 100_000, prefix_sharing: bool = True, min_prefix: int = 16):
         self.model = model
+        self.prefix_sharing = prefix_sharing  # a switch, so benchmarks and tests can compare with it off
+        self.min_prefix = min_prefix
         self.pad_id = pad_id
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
@@ -72,25 +75,50 @@ class Runner:
             return item.future.result()
 
     def _execute(self, task: Task, prompts: list[Prompt], on_progress=None) -> list[torch.Tensor]:
-        """On the model thread: run each distinct prompt once, in length-sorted token-budget batches."""
+        """On the model thread: run each distinct prompt once, in length-sorted token-budget batches;
+        decoder prompts that share a prefix (template + query) compute it once."""
         unique: dict[Prompt, int] = {}
         slots = [unique.setdefault(p, len(unique)) for p in prompts]  # identical prompts run once
         distinct = list(unique)
         copies = Counter(slots)  # progress counts every submitted prompt, duplicates included
         outputs: list[torch.Tensor | None] = [None] * len(distinct)
-        lengths = [len(p) for p in distinct]
-        batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size)
-        self.stats.record(lengths, batches, len(prompts))
+        self.stats.deduplicated += len(prompts) - len(distinct)
+        self.stats.sequences += len(prompts)
+
+        def report(indices: list[int]) -> None:
+            if on_progress is not None:
+                on_progress(sum(copies[i] for i in indices))
+
+        groups, rest = [], list(range(len(distinct)))
+        if self.prefix_sharing and task.name in ("classify", "next_token") and self.model.supports_prefix:
+            groups, rest = group_by_prefix([p.input_ids for p in distinct], self.min_prefix)
         with torch.inference_mode():
-            for batch_indices in batches:
-                batch = collate([distinct[i] for i in batch_indices], self.pad_id, self.model.device)
-                for i, out in zip(batch_indices, self._forward(task, batch)):
-                    outputs[i] = out
-                if on_progress is not None:
-                    on_progress(sum(copies[i] for i in batch_indices))
+            for group in groups:
+                cache = self.model.encode_prefix(distinct[group.members[0]].input_ids[: group.prefix_len])
+                suffixes = [Prompt(distinct[i].input_ids[group.prefix_len:]) for i in group.members]
+                for rows, out in self._batches(task, suffixes, prefix=cache):
+                    for row, value in zip(rows, out):
+                        outputs[group.members[row]] = value
+                    report([group.members[r] for r in rows])
+                self.stats.prefix_hit_tokens += group.prefix_len * (len(group.members) - 1)
+            for rows, out in self._batches(task, [distinct[i] for i in rest]):
+                for row, value in zip(rows, out):
+                    outputs[rest[row]] = value
+                report([rest[r] for r in rows])
         return [outputs[s] for s in slots]
 
-    def _forward(self, task: Task, batch: Batch) -> list[torch.Tensor]:
+    def _batches(self, task: Task, prompts: list[Prompt], prefix=None):
+        """Yield (row indices into `prompts`, outputs) batch by batch."""
+        lengths = [len(p) for p in prompts]
+        batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size)
+        self.stats.record_batches(lengths, batches)
+        for rows in batches:
+            batch = collate([prompts[i] for i in rows], self.pad_id, self.model.device)
+            yield rows, self._forward(task, batch, prefix)
+
+    def _forward(self, task: Task, batch: Batch, prefix=None) -> list[torch.Tensor]:
         if task.name == "next_token":
-            return self.model.next_token(batch, task.token_ids, task.full_vocab_log_softmax)
+            return self.model.next_token(batch, task.token_ids, task.full_vocab_log_softmax, prefix=prefix)
+        if task.name == "classify":
+            return self.model.classify(batch, prefix=prefix)
         return getattr(self.model, task.name)(batch)

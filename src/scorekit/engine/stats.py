@@ -17,10 +17,8 @@ class EngineStats:
     batch_sizes: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, lengths: list[int], batches: list[list[int]], submitted: int) -> None:
+    def record_batches(self, lengths: list[int], batches: list[list[int]]) -> None:
         with self._lock:
-            self.sequences += submitted
-            self.deduplicated += submitted - len(lengths)
             for batch in batches:
                 self.batches += 1
                 self.batch_sizes.append(len(batch))

@@ -39,8 +39,18 @@ class ScoringModel:
         self.projection = projection  # ColBERT / Dense projection applied to token or pooled embeddings
 
     # -- shared pieces -----------------------------------------------------------------------------------
-    def _hidden(self, batch: Batch) -> torch.Tensor:
+    @property
+    def supports_prefix(self) -> bool:
+        """Our own decoder can run a shared prefix once and continue every row from its cached K/V."""
+        return self.info.is_decoder and hasattr(self.backbone, "encode_prefix")
+
+    def encode_prefix(self, ids):
+        return self.backbone.encode_prefix(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def _hidden(self, batch: Batch, prefix=None) -> torch.Tensor:
         if self.info.is_decoder:
+            if prefix is not None:  # batch rows are continuations of the cached prefix
+                return self.backbone.hidden_states_after_prefix(prefix, batch.input_ids, batch.attention_mask)
             return self.backbone.hidden_states(batch.input_ids, batch.attention_mask)
         return self.backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids)
 
@@ -69,21 +79,28 @@ class ScoringModel:
         hidden = hidden.float()
         return [hidden[i, :n] for i, n in enumerate(batch.lengths.tolist())]
 
-    def classify(self, batch: Batch) -> list[torch.Tensor]:
+    def classify(self, batch: Batch, prefix=None) -> list[torch.Tensor]:
         """Raw logits [num_labels] per row (the activation is applied by the scoring layer)."""
         if self.classifier_weight is not None:
-            last = self._last(self._hidden(batch), batch)
+            last = self._last(self._hidden(batch, prefix), batch)
             return list((last @ self.classifier_weight.T).float())
         if hasattr(self.backbone, "classify_tokens"):
             return list(self.backbone.classify_tokens(batch.input_ids, batch.attention_mask, batch.token_type_ids).float())
         return list(self.backbone.classify(self._hidden(batch)).float())
 
-    def next_token(self, batch: Batch, token_ids: tuple[int, ...], full_vocab_log_softmax: bool) -> list[torch.Tensor]:
+    def next_token(self, batch: Batch, token_ids: tuple[int, ...], full_vocab_log_softmax: bool,
+                   prefix=None) -> list[torch.Tensor]:
         """Next-token values of `token_ids` after each row: raw logits of those rows only, or (when the caller
         needs true probabilities) full-vocabulary log-softmax read at those ids. Only the last position is projected."""
-        last = self._last(self._hidden(batch), batch)
-        weight = self.backbone.lm_head_weight
+        last = self._last(self._hidden(batch, prefix), batch)
+        rows = list(token_ids)
         if not full_vocab_log_softmax:
-            return list((last @ weight[list(token_ids)].T).float())
-        logprobs = F.log_softmax((last @ weight.T).float(), dim=-1)
-        return list(logprobs[:, list(token_ids)])
+            return list(self._logits(last, rows).float())
+        logprobs = F.log_softmax(self._logits(last, None).float(), dim=-1)
+        return list(logprobs[:, rows])
+
+    def _logits(self, hidden: torch.Tensor, rows: list[int] | None) -> torch.Tensor:
+        if hasattr(self.backbone, "logits"):  # our decoder: applies Gemma's final-logit softcap when configured
+            return self.backbone.logits(hidden, torch.tensor(rows, device=hidden.device) if rows is not None else None)
+        weight = self.backbone.lm_head_weight
+        return hidden @ (weight[rows] if rows is not None else weight).T
