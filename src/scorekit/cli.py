@@ -21,6 +21,15 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-model-len", type=int, default=None)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--task", choices=["embed", "classify", "token_embed"], default=None,
+                        help="force a pooling task, e.g. token_embed to serve an encoder as late interaction")
+    parser.add_argument("--quantization", choices=["int8"], default=None,
+                        help="int8: dynamic int8 linear layers (CPU only; faster, small score deviation)")
+    parser.add_argument("--max-num-batched-tokens", type=int, default=16384,
+                        help="token budget of one engine batch (padded tokens counted)")
+    parser.add_argument("--max-num-seqs", type=int, default=256, help="sequences in one engine batch at most")
+    parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+                        help="decoder prompts sharing a prefix (template + query) compute it once")
     parser.add_argument("--served-model-name", nargs="+", action="extend", default=None,
                         help="names clients may send as `model` (the first is echoed back)")
 
@@ -29,7 +38,9 @@ def _load(args) -> "object":
     from scorekit.llm import LLM
 
     return LLM(args.model, runner=args.runner, hf_overrides=args.hf_overrides, chat_template=args.chat_template,
-               max_model_len=args.max_model_len, dtype=args.dtype, device=args.device)
+               max_model_len=args.max_model_len, dtype=args.dtype, device=args.device, task=args.task,
+               quantization=args.quantization, max_num_batched_tokens=args.max_num_batched_tokens,
+               max_num_seqs=args.max_num_seqs, enable_prefix_caching=args.enable_prefix_caching)
 
 
 def _served_names(args) -> list[str]:

@@ -68,6 +68,7 @@ class LLM:
         max_num_batched_tokens: int = 16384,
         max_num_seqs: int = 256,
         enable_prefix_caching: bool = True,
+        quantization: str | None = None,
         **ignored: Any,
     ):
         if runner not in ("auto", "pooling", "generate"):
@@ -75,7 +76,8 @@ class LLM:
         if ignored:
             log.info("LLM(): ignoring vLLM options scorekit does not need: %s", ", ".join(sorted(ignored)))
         self.loaded = load_model(model, runner=runner, task=task, hf_overrides=hf_overrides,
-                                 max_model_len=max_model_len, dtype=dtype, device=device)
+                                 max_model_len=max_model_len, dtype=dtype, device=device,
+                                 quantization=quantization)
         self.runner_kind = runner
         self.template = load_template(chat_template) if chat_template else None
         self.engine = Runner(self.loaded.model, self._pad_id(), max_batch_tokens=max_num_batched_tokens,

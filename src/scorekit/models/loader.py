@@ -150,6 +150,27 @@ def _projection(info: ModelInfo, state: dict | None, dtype) -> torch.nn.Linear |
     return linear.to(dtype).requires_grad_(False)
 
 
+def quantize(backbone: torch.nn.Module, quantization: str | None, device: torch.device) -> torch.nn.Module:
+    """`int8`: dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch).
+
+    CPU only; ~1.6x faster on AVX-512 VNNI machines, at a small score deviation the benchmarks print.
+    torch.ao's eager API is deprecated in favour of torchao, but is still shipped and needs no extra dependency.
+    """
+    if quantization in (None, "none"):
+        return backbone
+    if quantization != "int8":
+        raise ModelLoadError(f"Unknown quantization {quantization!r}: use int8 or none")
+    if device.type != "cpu":
+        raise ModelLoadError("int8 dynamic quantization runs on the CPU only")
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(backbone, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def load_model(
     model: str | None = None,
     runner: str = "auto",
@@ -159,6 +180,7 @@ def load_model(
     dtype: str | torch.dtype | None = "auto",
     device: str | None = "auto",
     use_own_models: bool = True,
+    quantization: str | None = None,
 ) -> LoadedModel:
     location = resolve_model(model)
     config = load_config(location, hf_overrides)
@@ -186,7 +208,7 @@ def load_model(
                 "`classifier_from_token` (and `method`)"
             )
     projection = _projection(info, state, torch_dtype)
-    backbone = backbone.to(torch_device)
+    backbone = quantize(backbone, quantization, torch_device).to(torch_device)
     scoring = ScoringModel(
         info, backbone, torch_device, torch_dtype,
         classifier_weight=classifier.to(torch_device, torch_dtype) if classifier is not None else None,
