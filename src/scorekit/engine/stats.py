@@ -15,15 +15,22 @@ class EngineStats:
     padded_tokens: int = 0  # rows × longest row, summed over batches
     prefix_hit_tokens: int = 0  # tokens served from a shared-prefix KV cache instead of recomputed
     batch_sizes: list[int] = field(default_factory=list)
+    # Called after every batch with (rows, real tokens, padded tokens): how /metrics fills its histograms
+    # without the engine knowing about Prometheus.
+    listeners: list = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_batches(self, lengths: list[int], batches: list[list[int]]) -> None:
         with self._lock:
             for batch in batches:
+                real = sum(lengths[i] for i in batch)
+                padded = max(lengths[i] for i in batch) * len(batch)
                 self.batches += 1
                 self.batch_sizes.append(len(batch))
-                self.real_tokens += sum(lengths[i] for i in batch)
-                self.padded_tokens += max(lengths[i] for i in batch) * len(batch)
+                self.real_tokens += real
+                self.padded_tokens += padded
+                for listener in self.listeners:
+                    listener(len(batch), real, padded)
             del self.batch_sizes[:-1000]  # keep a window, not the whole history
 
     @property

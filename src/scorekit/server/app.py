@@ -52,7 +52,7 @@ def build_app(llm, served_model_names: Sequence[str] | None = None, api_keys: Se
               enable_request_id_headers: bool = False) -> FastAPI:
     names = list(served_model_names or []) or [llm.loaded.location.name]
     state = ServerState(llm, names)
-    state.metrics = Metrics(lambda: state.worker.pending)
+    state.metrics = Metrics(lambda: state.worker.pending, runner=llm.engine)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         yield

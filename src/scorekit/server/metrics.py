@@ -10,10 +10,34 @@ from typing import Callable
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class EngineCollector:
+    """Cumulative engine counters, read from EngineStats at scrape time."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def collect(self):
+        stats = self.runner.stats
+        for name, doc, value in (
+            ("scorekit_engine_batches", "Batches run on the model", stats.batches),
+            ("scorekit_engine_sequences", "Sequences submitted to the engine", stats.sequences),
+            ("scorekit_engine_deduplicated_sequences", "Submitted sequences identical to another in the same "
+                                                       "group, not run again", stats.deduplicated),
+            ("scorekit_engine_tokens", "Real tokens run on the model (rate() = tokens per second)", stats.real_tokens),
+            ("scorekit_engine_padded_tokens", "Tokens run including padding", stats.padded_tokens),
+            ("scorekit_engine_prefix_cache_hit_tokens", "Tokens served from a shared-prefix KV cache instead of "
+                                                         "recomputed", stats.prefix_hit_tokens),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("scorekit_engine_queue_sequences", "Sequences waiting in the engine queue",
+                                value=self.runner.scheduler.queued_prompts)
 
 
 class Metrics:
-    def __init__(self, queue_length: Callable[[], float]):
+    def __init__(self, queue_length: Callable[[], float], runner=None):
         self.registry = CollectorRegistry()
         self.requests = Counter("scorekit_requests", "HTTP requests by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
@@ -24,6 +48,17 @@ class Metrics:
         self.queue.set_function(queue_length)
         self.tokens = Counter("scorekit_prompt_tokens", "Prompt tokens processed by route", ["route"],
                               registry=self.registry)
+        self.batch_size = Histogram("scorekit_engine_batch_size", "Sequences per model batch", registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.padding = Histogram("scorekit_engine_batch_padding_fraction", "Fraction of a batch that is padding",
+                                 registry=self.registry, buckets=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0))
+        if runner is not None:
+            self.registry.register(EngineCollector(runner))
+            runner.stats.listeners.append(self._observe_batch)
+
+    def _observe_batch(self, rows: int, real: int, padded: int) -> None:
+        self.batch_size.observe(rows)
+        self.padding.observe(1 - real / padded if padded else 0.0)
 
     async def middleware(self, request: Request, call_next):
         start = time.perf_counter()
