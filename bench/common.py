@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -24,6 +25,19 @@ RESULTS = Path(__file__).parent / "results"
 
 def sentences() -> list[str]:
     return (DATA / "sentences.txt").read_text().splitlines()
+
+
+def documents(tokenizer, n: int, low: int, high: int, seed: int = 0) -> list[str]:
+    """n passages of real sentences, each cut to a random length in [low, high] content tokens."""
+    rng = random.Random(seed)
+    pool = sentences()
+    docs = []
+    for _ in range(n):
+        target, text = rng.randint(low, high), ""
+        while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < target:
+            text += " " + rng.choice(pool)
+        docs.append(tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"][:target]))
+    return docs
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -9,12 +9,11 @@ Targets: ≥ 3x transformers, ≥ 1.5x scorekit without prefix sharing.
 from __future__ import annotations
 
 import argparse
-import random
 
 import common  # noqa: F401
 import torch
 
-from common import compare, print_table, record, sentences
+from common import compare, documents, print_table, record
 
 OVERRIDES = {"architectures": ["Qwen2ForSequenceClassification"], "classifier_from_token": ["no", "yes"],
              "method": "from_2_way_softmax"}
@@ -23,18 +22,6 @@ INSTRUCTION = ("Given a question about the Python standard library, judge whethe
                "modules, or describe a different function with a similar name, are not relevant. Judge the "
                "passage on its own content, not on its wording.")
 QUERY = "How can I read a large file line by line without loading the whole file into memory at once?"
-
-
-def make_documents(tokenizer, n=50, low=40, high=120, seed=0):
-    rng = random.Random(seed)
-    pool = sentences()
-    docs = []
-    for _ in range(n):
-        target, text = rng.randint(low, high), ""
-        while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < target:
-            text += " " + rng.choice(pool)
-        docs.append(tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"][:target]))
-    return docs
 
 
 def transformers_baseline(model, tokenizer, prompts, yes, no, batch_size=8):
@@ -65,7 +52,7 @@ def main() -> None:
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     yes, no = tokenizer.convert_tokens_to_ids(["yes", "no"])
 
-    docs = make_documents(tokenizer)
+    docs = documents(tokenizer, n=50, low=40, high=120)
     kwargs = {"chat_template_kwargs": {"instruction": INSTRUCTION}}
     from scorekit import PoolingParams
 

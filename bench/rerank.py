@@ -10,13 +10,12 @@ Target: ≥ 1.3x.
 from __future__ import annotations
 
 import argparse
-import random
 import shutil
 
 import common  # noqa: F401
 import torch
 
-from common import RESULTS, compare, print_table, record, sentences
+from common import RESULTS, compare, documents, print_table, record
 
 
 def build_cross_encoder(folder):
@@ -35,19 +34,6 @@ def build_cross_encoder(folder):
     return folder
 
 
-def documents(tokenizer, n=200, low=30, high=400, seed=0):
-    rng = random.Random(seed)
-    pool = sentences()
-    docs = []
-    for _ in range(n):
-        target, text = rng.randint(low, high), ""
-        while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < target:
-            text += " " + rng.choice(pool)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:target]
-        docs.append(tokenizer.decode(ids))
-    return docs
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -59,7 +45,7 @@ def main() -> None:
     folder = build_cross_encoder(RESULTS / "minilm-cross-encoder")
     llm = LLM(str(folder))
     query = "How do I read a file line by line without loading it into memory?"
-    docs = documents(llm.get_tokenizer())
+    docs = documents(llm.get_tokenizer(), n=200, low=30, high=400)
     ce = CrossEncoder(str(folder), device="cpu")
     pairs = [(query, d) for d in docs]
 

@@ -1,0 +1,423 @@
+"""serve_load: the HTTP server on all-MiniLM-L6-v2 under load — scorekit vs infinity-emb 0.0.78 (torch, CPU).
+
+    python bench/serve_load.py [--requests 2000] [--concurrency 1 8 32] [--skip-infinity]
+
+Each server runs as a subprocess on a free loopback port; a separate client process (asyncio + one pooled
+httpx.AsyncClient, `concurrency` requests in flight) sends `requests` single-text OpenAI-style embedding
+requests and measures throughput and p50/p99 latency. The offline rate — `scorekit.LLM().embed(texts)` on the
+same texts in this process, same run — is the yardstick: each server's throughput is also shown as a fraction
+of it. On a 2-core machine the client competes with the server for the CPU, as a real co-located client would:
+the table shows how much CPU each side used (of 100% per core).
+
+The texts: the 1,000 sentences of bench/data/sentences.txt, then the same sentences with their words in reverse
+order (same lengths, different token sequences), so no two of the 2,000 are alike — scorekit's engine runs
+identical prompts once, which would flatter the offline rate with repeated texts.
+
+Targets: scorekit at concurrency 8 ≥ 0.8x the in-process rate, and ≥ 3x infinity's throughput at concurrency 8.
+infinity lives in its own venv (bench/infinity_setup.sh, run automatically when the venv is missing); when it
+cannot be set up or started, the script says why and reports scorekit alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import math
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common  # noqa: F401  (sets up the path and offline mode)
+from common import compare, record, sentences
+
+HERE = Path(__file__).resolve().parent
+INFINITY_VENV = Path(os.environ.get("INFINITY_VENV", HERE / ".venv-infinity"))
+INFINITY_SETUP = HERE / "infinity_setup.sh"
+MODEL_NAME = "all-MiniLM-L6-v2"  # served name for both servers
+TARGET_VS_OFFLINE = 0.8
+TARGET_VS_INFINITY = 3.0
+
+
+def load_texts(n: int) -> list[str]:
+    base = sentences()
+    pool = base + [" ".join(reversed(s.split())) for s in base]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+# -- the client process -----------------------------------------------------------------------------------------
+
+def _client_main(conn, url: str, texts: list[str], concurrency: int, warmup: int, max_seconds: float) -> None:
+    """Runs in a spawned process: sends the load and sends back latencies (s), wall seconds, errors, CPU seconds."""
+    try:
+        conn.send(asyncio.run(_load(url, texts, concurrency, warmup, max_seconds)))
+    except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
+        conn.send({"fatal": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+async def _load(url: str, texts: list[str], concurrency: int, warmup: int, max_seconds: float) -> dict:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors: list[str] = []
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
+        async def one(text: str) -> None:
+            start = time.perf_counter()
+            try:
+                resp = await client.post(url, json={"input": text, "model": MODEL_NAME})
+                ok = resp.status_code == 200
+                if not ok and len(errors) < 5:
+                    errors.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            except httpx.HTTPError as exc:
+                ok = False
+                if len(errors) < 5:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            if ok:
+                latencies.append(time.perf_counter() - start)
+            else:
+                failures[0] += 1
+
+        failures = [0]
+        # Warm-up: open the pooled connections and let both sides settle; not counted.
+        await asyncio.gather(*(one(texts[i % len(texts)]) for i in range(warmup)))
+        latencies.clear()
+        failures[0] = 0
+        errors.clear()
+
+        next_index = 0
+        deadline = time.perf_counter() + max_seconds
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < len(texts) and time.perf_counter() < deadline:
+                i = next_index
+                next_index += 1
+                await one(texts[i])
+
+        cpu0 = time.process_time()
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+    return {"latencies": latencies, "failures": failures[0], "errors": errors, "wall": wall, "client_cpu": cpu,
+            "sent": next_index, "timed_out": next_index < len(texts)}
+
+
+def run_client(url: str, texts: list[str], concurrency: int, max_seconds: float) -> dict:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_client_main, args=(child, url, texts, concurrency, 2 * concurrency, max_seconds),
+                       name=f"serve_load-client-c{concurrency}")
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(max_seconds + 120):
+            raise TimeoutError(f"client process gave no result within {max_seconds + 120:.0f} s")
+        result = parent.recv()
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if "fatal" in result:
+        raise RuntimeError(f"client process failed: {result['fatal']}")
+    return result
+
+
+# -- servers ----------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) and its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, 0.0)
+        todo += children.get(p, [])
+    return total
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    route: str
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 240.0) -> None:
+        import httpx
+
+        fd, path = tempfile.mkstemp(prefix=f"serve_load-{self.name}-", suffix=".log")
+        self.log_path = Path(path)
+        with os.fdopen(fd, "w") as log:
+            self.proc = subprocess.Popen(self.cmd + ["--port", str(self.port)], env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} while starting:\n"
+                                   f"{self.log_tail()}")
+            try:
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name} did not answer /health within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 25) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join("    " + line for line in self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # its own session: SIGTERM goes to the server process only
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(extra)
+    return env
+
+
+def scorekit_server() -> Server:
+    cmd = [sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--served-model-name", MODEL_NAME,
+           "--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
+    return Server("scorekit", cmd, server_env(), "/v1/embeddings")
+
+
+def infinity_server(model_dir: Path) -> Server:
+    cmd = [str(INFINITY_VENV / "bin" / "infinity_emb"), "v2", "--model-id", str(model_dir),
+           "--served-model-name", MODEL_NAME, "--engine", "torch", "--device", "cpu", "--host", "127.0.0.1",
+           "--log-level", "warning"]
+    # Telemetry off (the setup script also removes its client): this machine only talks to loopback.
+    env = server_env(DO_NOT_TRACK="1", INFINITY_ANONYMOUS_USAGE_STATS="0")
+    env.pop("PYTHONPATH", None)
+    return Server("infinity", cmd, env, "/embeddings")
+
+
+def ensure_infinity() -> str | None:
+    """None when the venv works, else why not."""
+    exe = INFINITY_VENV / "bin" / "infinity_emb"
+    if not exe.exists():
+        print(f"infinity venv missing: running {INFINITY_SETUP.relative_to(HERE.parent)} (about a minute)…",
+              flush=True)
+        done = subprocess.run(["bash", str(INFINITY_SETUP)], capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            return f"bench/infinity_setup.sh failed (exit {done.returncode}):\n{tail}"
+    if not exe.exists():
+        return f"{exe} not found after setup"
+    return None
+
+
+# -- measuring --------------------------------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q / 100 * len(sorted_values)) - 1))]
+
+
+def check_vector(server: Server, text: str, reference: list[float]) -> float:
+    """Cosine between the server's vector for `text` and the in-process one (both should be unit vectors)."""
+    import httpx
+
+    resp = httpx.post(server.base + server.route, json={"input": text, "model": MODEL_NAME}, timeout=60)
+    resp.raise_for_status()
+    vector = resp.json()["data"][0]["embedding"]
+    dot = sum(a * b for a, b in zip(vector, reference))
+    return dot / (math.sqrt(sum(a * a for a in vector)) * math.sqrt(sum(b * b for b in reference)))
+
+
+def load_server(server: Server, texts: list[str], concurrencies: list[int], offline_rate: float,
+                reference: list[float], max_seconds: float) -> dict:
+    print(f"\nstarting {server.name} on {server.base} …", flush=True)
+    t0 = time.perf_counter()
+    server.start()
+    startup = time.perf_counter() - t0
+    cosine = check_vector(server, texts[0], reference)
+    print(f"{server.name}: up in {startup:.1f} s; cosine to the in-process vector {cosine:.6f}", flush=True)
+    rows = []
+    for c in concurrencies:
+        cpu0 = cpu_seconds(server.proc.pid)
+        result = run_client(server.base + server.route, texts, c, max_seconds)
+        server_cpu = cpu_seconds(server.proc.pid) - cpu0
+        lat = sorted(result["latencies"])
+        done, wall = len(lat), result["wall"]
+        rate = done / wall if wall > 0 else 0.0
+        row = {"concurrency": c, "requests": done, "failed": result["failures"], "seconds": wall, "req_per_s": rate,
+               "p50_ms": 1000 * percentile(lat, 50), "p99_ms": 1000 * percentile(lat, 99),
+               "vs_in_process": rate / offline_rate, "server_cpu_pct": 100 * server_cpu / wall,
+               "client_cpu_pct": 100 * result["client_cpu"] / wall, "timed_out": result["timed_out"]}
+        rows.append(row)
+        note = ""
+        if result["failures"]:
+            note += f"  {result['failures']} FAILED: {result['errors'][:2]}"
+        if result["timed_out"]:
+            note += f"  stopped at the {max_seconds:.0f} s limit after {result['sent']} requests"
+        print(f"  c={c:<3d} {rate:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms{note}",
+              flush=True)
+    return {"startup_s": startup, "cosine_vs_in_process": cosine, "rows": rows}
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'conc':>5s} {'requests':>9s} {'seconds':>8s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
+          f"{'vs in-proc':>10s} {'server cpu':>10s} {'client cpu':>10s}")
+    for r in rows:
+        requests = f"{r['requests']}" + (f"+{r['failed']}!" if r["failed"] else "") + ("*" if r["timed_out"] else "")
+        print(f"{r['concurrency']:5d} {requests:>9s} {r['seconds']:8.2f} {r['req_per_s']:8.1f} {r['p50_ms']:8.1f} "
+              f"{r['p99_ms']:8.1f} {r['vs_in_process']:9.2f}x {r['server_cpu_pct']:9.0f}% {r['client_cpu_pct']:9.0f}%")
+
+
+def row_at(result: dict | None, concurrency: int) -> dict | None:
+    if not result:
+        return None
+    return next((r for r in result["rows"] if r["concurrency"] == concurrency), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the in-process measurement (median)")
+    parser.add_argument("--max-seconds", type=float, default=180.0,
+                        help="time limit of one load run; a run that hits it reports what it completed")
+    args = parser.parse_args()
+
+    # SIGTERM → SystemExit, so the `finally` below stops the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    import torch
+
+    from scorekit import LLM
+    from scorekit.models.packaged import default_model_dir
+
+    texts = load_texts(args.requests)
+    threads = torch.get_num_threads()
+
+    # -- the offline, in-process rate: one llm.embed(texts) call ----------------------------------------------
+    llm = LLM()
+    reference = llm.embed(texts[:1], use_tqdm=False)[0].outputs.embedding
+    offline_s = compare({"in-process": lambda: llm.embed(texts, use_tqdm=False)}, rounds=args.rounds)["in-process"]
+    offline_rate = len(texts) / offline_s
+    print(f"in-process: llm.embed({len(texts)} texts) median {offline_s:.2f} s over {args.rounds} rounds "
+          f"= {offline_rate:.1f} texts/s ({threads} torch threads)", flush=True)
+    del llm
+    gc.collect()
+
+    results: dict[str, dict | None] = {"scorekit": None, "infinity": None}
+    infinity_status = "skipped (--skip-infinity)"
+    servers: list[Server] = []
+    try:
+        sk = scorekit_server()
+        servers.append(sk)
+        results["scorekit"] = load_server(sk, texts, args.concurrency, offline_rate, reference, args.max_seconds)
+        sk.stop()
+
+        if not args.skip_infinity:
+            why = ensure_infinity()
+            if why is None:
+                inf = infinity_server(default_model_dir())
+                servers.append(inf)
+                try:
+                    results["infinity"] = load_server(inf, texts, args.concurrency, offline_rate, reference,
+                                                      args.max_seconds)
+                    infinity_status = "ok"
+                except Exception as exc:  # noqa: BLE001 - report scorekit's numbers all the same
+                    why = f"{type(exc).__name__}: {exc}"
+                finally:
+                    inf.stop()
+            if why is not None:
+                infinity_status = f"NOT RUN — {why}"
+                print(f"\ninfinity-emb 0.0.78 could not be measured: {why}", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+
+    # -- report -----------------------------------------------------------------------------------------------
+    print(f"\nserve_load: {len(texts)} single-text requests per run, all-MiniLM-L6-v2, CPU, {os.cpu_count()} cores "
+          f"shared by server and client; in-process rate {offline_rate:.1f} texts/s")
+    print("cpu columns: % of one core over the run (the client process competes with the server for the same cores)")
+    for name, label in (("scorekit", "scorekit serve  POST /v1/embeddings"),
+                        ("infinity", "infinity-emb 0.0.78 v2 --engine torch --device cpu  POST /embeddings")):
+        if results[name]:
+            print_rows(label, results[name]["rows"])
+    if not results["infinity"]:
+        print(f"\ninfinity-emb 0.0.78: {infinity_status}")
+
+    ours8, theirs8 = row_at(results["scorekit"], 8), row_at(results["infinity"], 8)
+    print()
+    if ours8:
+        met = ours8["vs_in_process"] >= TARGET_VS_OFFLINE
+        print(f"target ≥ {TARGET_VS_OFFLINE}x in-process at concurrency 8: {'met' if met else 'NOT met'} "
+              f"({ours8['req_per_s']:.1f} req/s vs {offline_rate:.1f} texts/s = {ours8['vs_in_process']:.2f}x)")
+    else:
+        print(f"target ≥ {TARGET_VS_OFFLINE}x in-process at concurrency 8: not measured (no concurrency 8 run)")
+    if ours8 and theirs8:
+        ratio = ours8["req_per_s"] / theirs8["req_per_s"] if theirs8["req_per_s"] else math.inf
+        print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: {'met' if ratio >= TARGET_VS_INFINITY else 'NOT met'} "
+              f"({ours8['req_per_s']:.1f} vs {theirs8['req_per_s']:.1f} req/s = {ratio:.2f}x)")
+    else:
+        ratio = None
+        print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: not measured (infinity: {infinity_status})")
+
+    record("serve_load", {
+        "requests": len(texts), "concurrency": args.concurrency, "torch_threads": threads, "cpu_count": os.cpu_count(),
+        "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds": args.rounds},
+        "scorekit": results["scorekit"], "infinity": results["infinity"], "infinity_status": infinity_status,
+        "targets": {"vs_in_process_at_c8": TARGET_VS_OFFLINE, "vs_infinity_at_c8": TARGET_VS_INFINITY},
+        "scorekit_vs_in_process_at_c8": ours8["vs_in_process"] if ours8 else None,
+        "scorekit_vs_infinity_at_c8": ratio,
+    })
+
+
+if __name__ == "__main__":
+    main()
