@@ -4,9 +4,10 @@
 
 Each server runs as a subprocess on a free loopback port; a separate client process (asyncio + one pooled
 httpx.AsyncClient, `concurrency` requests in flight) sends `requests` single-text OpenAI-style embedding
-requests and measures throughput and p50/p99 latency. The offline rate — `scorekit.LLM().embed(texts)` on the
-same texts in this process, same run — is the yardstick: each server's throughput is also shown as a fraction
-of it. On a 2-core machine the client competes with the server for the CPU, as a real co-located client would:
+requests and measures throughput and p50/p99 latency. Both servers stay up for the whole run and take turns,
+in alternating order per concurrency, so machine drift hits both alike. The offline rate — one
+`scorekit.LLM().embed(texts)` call on the same texts in this process, rounds before and after the loads — is
+the yardstick: each server's throughput is also shown as a fraction of it. On a 2-core machine the client competes with the server for the CPU, as a real co-located client would:
 the table shows how much CPU each side used (of 100% per core).
 
 The texts: the 1,000 sentences of bench/data/sentences.txt, then the same sentences with their words in reverse
@@ -28,6 +29,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common  # noqa: F401  (sets up the path and offline mode)
-from common import compare, record, sentences
+from common import record, sentences, timed
 
 HERE = Path(__file__).resolve().parent
 INFINITY_VENV = Path(os.environ.get("INFINITY_VENV", HERE / ".venv-infinity"))
@@ -70,6 +72,7 @@ async def _load(url: str, texts: list[str], concurrency: int, warmup: int, max_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
     errors: list[str] = []
+    failures = [0]
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
         async def one(text: str) -> None:
             start = time.perf_counter()
@@ -87,7 +90,6 @@ async def _load(url: str, texts: list[str], concurrency: int, warmup: int, max_s
             else:
                 failures[0] += 1
 
-        failures = [0]
         # Warm-up: open the pooled connections and let both sides settle; not counted.
         await asyncio.gather(*(one(texts[i % len(texts)]) for i in range(warmup)))
         latencies.clear()
@@ -116,7 +118,7 @@ async def _load(url: str, texts: list[str], concurrency: int, warmup: int, max_s
 def run_client(url: str, texts: list[str], concurrency: int, max_seconds: float) -> dict:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_main, args=(child, url, texts, concurrency, 2 * concurrency, max_seconds),
+    proc = ctx.Process(target=_client_main, args=(child, url, texts, concurrency, max(16, 2 * concurrency), max_seconds),
                        name=f"serve_load-client-c{concurrency}")
     proc.start()
     child.close()
@@ -275,35 +277,47 @@ def check_vector(server: Server, text: str, reference: list[float]) -> float:
     return dot / (math.sqrt(sum(a * a for a in vector)) * math.sqrt(sum(b * b for b in reference)))
 
 
-def load_server(server: Server, texts: list[str], concurrencies: list[int], offline_rate: float,
-                reference: list[float], max_seconds: float) -> dict:
-    print(f"\nstarting {server.name} on {server.base} …", flush=True)
+def start_server(server: Server, texts: list[str], reference: list[float]) -> dict:
+    print(f"starting {server.name} on {server.base} …", flush=True)
     t0 = time.perf_counter()
     server.start()
     startup = time.perf_counter() - t0
     cosine = check_vector(server, texts[0], reference)
     print(f"{server.name}: up in {startup:.1f} s; cosine to the in-process vector {cosine:.6f}", flush=True)
-    rows = []
-    for c in concurrencies:
-        cpu0 = cpu_seconds(server.proc.pid)
-        result = run_client(server.base + server.route, texts, c, max_seconds)
-        server_cpu = cpu_seconds(server.proc.pid) - cpu0
-        lat = sorted(result["latencies"])
-        done, wall = len(lat), result["wall"]
-        rate = done / wall if wall > 0 else 0.0
-        row = {"concurrency": c, "requests": done, "failed": result["failures"], "seconds": wall, "req_per_s": rate,
-               "p50_ms": 1000 * percentile(lat, 50), "p99_ms": 1000 * percentile(lat, 99),
-               "vs_in_process": rate / offline_rate, "server_cpu_pct": 100 * server_cpu / wall,
-               "client_cpu_pct": 100 * result["client_cpu"] / wall, "timed_out": result["timed_out"]}
-        rows.append(row)
-        note = ""
-        if result["failures"]:
-            note += f"  {result['failures']} FAILED: {result['errors'][:2]}"
-        if result["timed_out"]:
-            note += f"  stopped at the {max_seconds:.0f} s limit after {result['sent']} requests"
-        print(f"  c={c:<3d} {rate:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms{note}",
-              flush=True)
-    return {"startup_s": startup, "cosine_vs_in_process": cosine, "rows": rows}
+    return {"startup_s": startup, "cosine_vs_in_process": cosine, "rows": []}
+
+
+def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: float, max_seconds: float) -> dict:
+    cpu0 = cpu_seconds(server.proc.pid)
+    result = run_client(server.base + server.route, texts, concurrency, max_seconds)
+    server_cpu = cpu_seconds(server.proc.pid) - cpu0
+    lat = sorted(result["latencies"])
+    done, wall = len(lat), result["wall"]
+    rate = done / wall if wall > 0 else 0.0
+    row = {"concurrency": concurrency, "requests": done, "failed": result["failures"], "seconds": wall,
+           "req_per_s": rate, "p50_ms": 1000 * percentile(lat, 50), "p99_ms": 1000 * percentile(lat, 99),
+           "vs_in_process": rate / offline_rate, "server_cpu_pct": 100 * server_cpu / wall,
+           "client_cpu_pct": 100 * result["client_cpu"] / wall, "timed_out": result["timed_out"]}
+    note = ""
+    if result["failures"]:
+        note += f"  {result['failures']} FAILED: {result['errors'][:2]}"
+    if result["timed_out"]:
+        note += f"  stopped at the {max_seconds:.0f} s limit after {result['sent']} requests"
+    print(f"  {server.name:9s} c={concurrency:<3d} {rate:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  "
+          f"p99 {row['p99_ms']:7.1f} ms{note}", flush=True)
+    return row
+
+
+def busy_cores(seconds: float = 2.0) -> float:
+    """How many cores other processes keep busy right now (from /proc/stat; this process is idle meanwhile)."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values[:8]) - idle, sum(values[:8])
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
 
 
 def print_rows(title: str, rows: list[dict]) -> None:
@@ -327,7 +341,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--skip-infinity", action="store_true")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the in-process measurement (median)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="in-process rounds before the loads (one more runs after them; the median is used)")
     parser.add_argument("--max-seconds", type=float, default=180.0,
                         help="time limit of one load run; a run that hits it reports what it completed")
     args = parser.parse_args()
@@ -340,58 +355,89 @@ def main() -> None:
     from scorekit import LLM
     from scorekit.models.packaged import default_model_dir
 
+    busy_before = busy_cores()
+    if busy_before > 0.25:
+        print(f"WARNING: other processes keep {busy_before:.2f} of {os.cpu_count()} cores busy: they take CPU from "
+              f"this benchmark, expect low and noisy numbers.", flush=True)
     texts = load_texts(args.requests)
     threads = torch.get_num_threads()
 
-    # -- the offline, in-process rate: one llm.embed(texts) call ----------------------------------------------
+    # -- the offline, in-process rate: one llm.embed(texts) call, rounds before and one after the loads ---------
     llm = LLM()
     reference = llm.embed(texts[:1], use_tqdm=False)[0].outputs.embedding
-    offline_s = compare({"in-process": lambda: llm.embed(texts, use_tqdm=False)}, rounds=args.rounds)["in-process"]
-    offline_rate = len(texts) / offline_s
-    print(f"in-process: llm.embed({len(texts)} texts) median {offline_s:.2f} s over {args.rounds} rounds "
-          f"= {offline_rate:.1f} texts/s ({threads} torch threads)", flush=True)
-    del llm
-    gc.collect()
+    embed_all = lambda: llm.embed(texts, use_tqdm=False)  # noqa: E731
+    embed_all()  # warm-up
+    offline_times = [timed(embed_all) for _ in range(args.rounds)]
+    print(f"in-process: llm.embed({len(texts)} texts): {', '.join(f'{t:.2f}' for t in offline_times)} s "
+          f"({threads} torch threads)", flush=True)
+    offline_rate = len(texts) / statistics.median(offline_times)  # updated after the loads
 
     results: dict[str, dict | None] = {"scorekit": None, "infinity": None}
     infinity_status = "skipped (--skip-infinity)"
-    servers: list[Server] = []
+    servers: dict[str, Server] = {}
+    rows: dict[str, list[dict]] = {"scorekit": [], "infinity": []}
     try:
-        sk = scorekit_server()
-        servers.append(sk)
-        results["scorekit"] = load_server(sk, texts, args.concurrency, offline_rate, reference, args.max_seconds)
-        sk.stop()
-
+        servers["scorekit"] = scorekit_server()
+        results["scorekit"] = start_server(servers["scorekit"], texts, reference)
         if not args.skip_infinity:
             why = ensure_infinity()
             if why is None:
-                inf = infinity_server(default_model_dir())
-                servers.append(inf)
+                servers["infinity"] = infinity_server(default_model_dir())
                 try:
-                    results["infinity"] = load_server(inf, texts, args.concurrency, offline_rate, reference,
-                                                      args.max_seconds)
+                    results["infinity"] = start_server(servers["infinity"], texts, reference)
                     infinity_status = "ok"
                 except Exception as exc:  # noqa: BLE001 - report scorekit's numbers all the same
                     why = f"{type(exc).__name__}: {exc}"
-                finally:
-                    inf.stop()
+                    servers.pop("infinity").stop()
             if why is not None:
                 infinity_status = f"NOT RUN — {why}"
                 print(f"\ninfinity-emb 0.0.78 could not be measured: {why}", flush=True)
+
+        # Both servers stay up (idle when not loaded); the order alternates per concurrency so drift hits both.
+        for k, c in enumerate(args.concurrency):
+            order = list(servers) if k % 2 == 0 else list(reversed(servers))
+            for name in order:
+                try:
+                    rows[name].append(load_once(servers[name], texts, c, offline_rate, args.max_seconds))
+                except Exception as exc:  # noqa: BLE001
+                    if name == "scorekit":
+                        raise
+                    infinity_status = f"failed during the load at concurrency {c} — {type(exc).__name__}: {exc}"
+                    print(f"infinity-emb: {infinity_status}\n{servers[name].log_tail()}", flush=True)
+                    servers.pop(name).stop()
     finally:
-        for server in servers:
+        for server in servers.values():
             server.stop()
+
+    offline_times.append(timed(embed_all))
+    offline_s = statistics.median(offline_times)
+    offline_rate = len(texts) / offline_s
+    del llm
+    gc.collect()
+    busy_after = busy_cores()
+    for name, result in results.items():
+        if result is not None:
+            result["rows"] = rows[name]
+            for row in rows[name]:
+                row["vs_in_process"] = row["req_per_s"] / offline_rate
+    if results["infinity"] is not None and not rows["infinity"]:
+        results["infinity"] = None
 
     # -- report -----------------------------------------------------------------------------------------------
     print(f"\nserve_load: {len(texts)} single-text requests per run, all-MiniLM-L6-v2, CPU, {os.cpu_count()} cores "
-          f"shared by server and client; in-process rate {offline_rate:.1f} texts/s")
-    print("cpu columns: % of one core over the run (the client process competes with the server for the same cores)")
+          f"shared by server and client")
+    print(f"in-process llm.embed({len(texts)} texts): median {offline_s:.2f} s = {offline_rate:.1f} texts/s "
+          f"(rounds: {', '.join(f'{t:.2f}' for t in offline_times)} s, the last one after the loads)")
+    print("cpu columns: % of one core over the run; the client process competes with the server for the same cores")
     for name, label in (("scorekit", "scorekit serve  POST /v1/embeddings"),
                         ("infinity", "infinity-emb 0.0.78 v2 --engine torch --device cpu  POST /embeddings")):
         if results[name]:
             print_rows(label, results[name]["rows"])
     if not results["infinity"]:
         print(f"\ninfinity-emb 0.0.78: {infinity_status}")
+    if max(busy_before, busy_after) > 0.25:
+        print(f"\nWARNING: other processes kept {busy_before:.2f} cores busy before the run, {busy_after:.2f} after it: "
+              f"these numbers are low and noisy.")
 
     ours8, theirs8 = row_at(results["scorekit"], 8), row_at(results["infinity"], 8)
     print()
@@ -403,7 +449,8 @@ def main() -> None:
         print(f"target ≥ {TARGET_VS_OFFLINE}x in-process at concurrency 8: not measured (no concurrency 8 run)")
     if ours8 and theirs8:
         ratio = ours8["req_per_s"] / theirs8["req_per_s"] if theirs8["req_per_s"] else math.inf
-        print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: {'met' if ratio >= TARGET_VS_INFINITY else 'NOT met'} "
+        met = ratio >= TARGET_VS_INFINITY
+        print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: {'met' if met else 'NOT met'} "
               f"({ours8['req_per_s']:.1f} vs {theirs8['req_per_s']:.1f} req/s = {ratio:.2f}x)")
     else:
         ratio = None
@@ -411,7 +458,8 @@ def main() -> None:
 
     record("serve_load", {
         "requests": len(texts), "concurrency": args.concurrency, "torch_threads": threads, "cpu_count": os.cpu_count(),
-        "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds": args.rounds},
+        "other_busy_cores_before_after": [busy_before, busy_after],
+        "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds_s": offline_times},
         "scorekit": results["scorekit"], "infinity": results["infinity"], "infinity_status": infinity_status,
         "targets": {"vs_in_process_at_c8": TARGET_VS_OFFLINE, "vs_infinity_at_c8": TARGET_VS_INFINITY},
         "scorekit_vs_in_process_at_c8": ours8["vs_in_process"] if ours8 else None,
