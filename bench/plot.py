@@ -20,8 +20,8 @@ BARS = [
     ("rerank", "rerank vs ST CrossEncoder", "ratio", 1.3),
     ("decoder_rerank", "decoder rerank vs transformers", "ratio_vs_transformers", 3.0),
     ("decoder_rerank", "decoder rerank vs no prefix sharing", "ratio_vs_no_sharing", 1.5),
-    ("serve_load", "server vs in-process (c=8)", "fraction_in_process_c8", 0.8),
-    ("serve_load", "server vs infinity-emb (c=8)", "ratio_vs_infinity_c8", 3.0),
+    ("serve_load", "server vs in-process (c=8)", "scorekit_vs_in_process_at_c8", 0.8),
+    ("serve_load", "server vs infinity-emb (c=8)", "scorekit_vs_infinity_at_c8", 3.0),
     ("roofline", "encoder FLOP rate / matmul", "fraction", 0.6),
 ]
 
@@ -46,7 +46,7 @@ def main() -> None:
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.2f}x", va="center")
     ax.invert_yaxis()
     ax.set_xlabel("ratio (higher is better); black mark = target")
-    ax.set_title("scorekit benchmarks on a 2-core CPU (medians, baselines run in the same process)")
+    ax.set_title("scorekit on a 2-core CPU (medians; baselines in the same run)")
     ax.legend(loc="lower right")
     fig.tight_layout()
     out = RESULTS / "speedups.png"
