@@ -6,6 +6,8 @@ difference (only the speed differs). Nothing a user loads is refused merely beca
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 
@@ -16,7 +18,8 @@ class HFEncoderBackbone(torch.nn.Module):
         self.has_classifier = hasattr(hf_model, "classifier") or hasattr(hf_model, "score")
         self.hidden_size = hf_model.config.hidden_size
         self.num_labels = getattr(hf_model.config, "num_labels", 1)
-        self._uses_types = "token_type_ids" in hf_model.forward.__code__.co_varnames
+        # inspect.signature follows the decorators transformers wraps `forward` in (its __code__ does not).
+        self._uses_types = "token_type_ids" in inspect.signature(hf_model.forward).parameters
 
     def _inputs(self, input_ids, attention_mask, token_type_ids):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
