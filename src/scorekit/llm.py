@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from typing import Any, Sequence
@@ -22,6 +23,7 @@ from scorekit.outputs import (
     ScoringOutput,
     TokenEmbeddingOutput,
 )
+from scorekit.scoring.prompts import pad_token_id
 from scorekit.scoring.scorer import ScoreParams, Scorer, rank
 from scorekit.scoring.templates import load_template
 from scorekit.scoring.truncation import TruncationParams
@@ -80,7 +82,7 @@ class LLM:
                                  quantization=quantization)
         self.runner_kind = runner
         self.template = load_template(chat_template) if chat_template else None
-        self.engine = Runner(self.loaded.model, self._pad_id(), max_batch_tokens=max_num_batched_tokens,
+        self.engine = Runner(self.loaded.model, pad_token_id(self.loaded.tokenizer), max_batch_tokens=max_num_batched_tokens,
                              max_batch_size=max_num_seqs, prefix_sharing=enable_prefix_caching)
         self._scorers: dict[str | None, Scorer] = {}
         self._ids = itertools.count()
@@ -89,10 +91,6 @@ class LLM:
                         "to random. Pass chat_template='qwen3_reranker' (server: --chat-template qwen3_reranker).")
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _pad_id(self) -> int:
-        tok = self.loaded.tokenizer
-        return tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-
     def scorer(self, chat_template: str | None = None) -> Scorer:
         """The Scorer for a template (the per-call `chat_template` overrides the constructor's)."""
         key = chat_template
@@ -139,7 +137,7 @@ class LLM:
         if instruction is not None:
             kwargs = dict(pooling.extra_kwargs or {})
             kwargs["chat_template_kwargs"] = {"instruction": instruction, **(kwargs.get("chat_template_kwargs") or {})}
-            pooling = PoolingParams(pooling.use_activation, pooling.truncate_prompt_tokens, pooling.task, kwargs)
+            pooling = dataclasses.replace(pooling, extra_kwargs=kwargs)
         docs = list(documents) if not isinstance(documents, (str, dict)) else [documents]
         outputs = self.score(query, docs, use_tqdm=use_tqdm, pooling_params=pooling,
                              tokenization_kwargs=tokenization_kwargs, chat_template=chat_template)

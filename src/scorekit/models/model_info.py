@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class ModelInfo:
     conversion: Conversion | None = None
     colbert_linear: bool = False  # the checkpoint carries a `linear` projection (stanford ColBERT)
     dense: DenseProjection | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def score_type(self) -> str | None:
@@ -206,7 +205,7 @@ def describe_model(
     if use_sep is None:
         use_sep = conversion is None
 
-    info = ModelInfo(
+    return ModelInfo(
         architecture=architecture,
         model_type=model_type,
         task=task,
@@ -220,4 +219,3 @@ def describe_model(
         colbert_linear=has_colbert_linear,
         dense=dense,
     )
-    return info

@@ -25,6 +25,13 @@ class Prompt:
         return len(self.input_ids)
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id that fills padding; decoders without a pad token use EOS (padding is masked anyway)."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id or 0
+
+
 class PromptBuilder:
     def __init__(
         self,
@@ -39,8 +46,7 @@ class PromptBuilder:
         self.use_sep_token = use_sep_token
         self.template = template
         self.uses_token_types = uses_token_types
-        pad = tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
+        self.pad_id = pad_token_id(tokenizer)
         # HF fast tokenizers set truncation state on the shared Rust object at every call: two threads with
         # different truncation settings could swap them. Every call goes through this lock.
         self._lock = threading.Lock()
