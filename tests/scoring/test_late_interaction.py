@@ -74,3 +74,20 @@ def test_colbert_linear_projection(tmp_path, minilm_dir):
 def test_colbert_model_refuses_pooled_embeddings(minilm_late):
     with pytest.raises(ValueError, match="Embedding API is not supported by this model"):
         minilm_late.encode("x", pooling_task="embed")
+
+
+@pytest.mark.parametrize("one_query", [True, False])
+def test_documents_in_many_chunks_score_the_same(minilm_late, monkeypatch, one_query):
+    """Late interaction reduces documents to scores chunk by chunk (bounded memory); chunking changes nothing."""
+    from scorekit.scoring import scorer
+
+    docs = DOCS * 3 + ["A short one.", "Bees make honey from the nectar of flowers they visit."]
+    queries = QUERY if one_query else [QUERY, "Where do bees live?"] * 4
+    whole = [o.outputs.score for o in minilm_late.score(queries, docs, use_tqdm=False)]
+    monkeypatch.setattr(scorer, "LATE_INTERACTION_CHUNK_TOKENS", 30)  # about two documents per chunk
+    calls = []
+    run = minilm_late.engine.run
+    monkeypatch.setattr(minilm_late.engine, "run", lambda *a, **k: calls.append(1) or run(*a, **k))
+    chunked = [o.outputs.score for o in minilm_late.score(queries, docs, use_tqdm=False)]
+    assert len(calls) >= 4
+    assert chunked == pytest.approx(whole, abs=1e-6)

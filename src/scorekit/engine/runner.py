@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -45,13 +46,21 @@ def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Bat
     return Batch(ids.to(device), mask.to(device), types.to(device) if types is not None else None, lengths.to(device))
 
 
+# Estimated peak activations of one batch. Together with results held as small per-row tensors, this keeps a
+# 1 query × 2,000 × 512-token request well under 1.5 GB above the loaded model (bench/memory.py measures it),
+# however large --max-num-batched-tokens / --max-num-seqs are set.
+DEFAULT_MAX_BATCH_BYTES = 1 << 30
+
+
 class Runner:
     """Runs tasks on the model. `run` may be called from any number of threads at once: the scheduler
     merges their work into shared batches on the one model thread."""
 
     def __init__(self, model: ScoringModel, pad_id: int, max_batch_tokens: int = 16384, max_batch_size: int = 256,
-                 max_queued_prompts: int = 100_000, prefix_sharing: bool = True, min_prefix: int = 16):
+                 max_queued_prompts: int = 100_000, prefix_sharing: bool = True, min_prefix: int = 16,
+                 max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES):
         self.model = model
+        self.max_batch_bytes = max_batch_bytes
         self.prefix_sharing = prefix_sharing  # a switch, so benchmarks and tests can compare with it off
         self.min_prefix = min_prefix
         self.pad_id = pad_id
@@ -110,7 +119,12 @@ class Runner:
     def _batches(self, task: Task, prompts: list[Prompt], prefix=None):
         """Yield (row indices into `prompts`, outputs) batch by batch."""
         lengths = [len(p) for p in prompts]
-        batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size)
+        row_bytes = None
+        if self.model.activation is not None:
+            row_bytes = partial(self.model.activation.row_bytes, prefix=prefix.length if prefix is not None else 0,
+                                full_vocab=task.full_vocab_log_softmax)
+        batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size,
+                               row_bytes=row_bytes, max_batch_bytes=self.max_batch_bytes)
         self.stats.record_batches(lengths, batches)
         for rows in batches:
             batch = collate([prompts[i] for i in rows], self.pad_id, self.model.device)

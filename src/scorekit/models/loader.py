@@ -16,6 +16,7 @@ import torch
 
 from scorekit.errors import ModelLoadError
 from scorekit.models import packaged
+from scorekit.models.activation_memory import ActivationMemory
 from scorekit.models.model_info import DECODER_TYPES, ENCODER_TYPES, ModelInfo, apply_hf_overrides, describe_model
 from scorekit.models.resolve import ModelLocation, resolve_model
 from scorekit.models.scoring_model import ScoringModel
@@ -213,5 +214,6 @@ def load_model(
         info, backbone, torch_device, torch_dtype,
         classifier_weight=classifier.to(torch_device, torch_dtype) if classifier is not None else None,
         projection=projection.to(torch_device) if projection is not None else None,
+        activation=ActivationMemory.from_config(config, torch_dtype),
     )
     return LoadedModel(location, config, tokenizer, scoring)

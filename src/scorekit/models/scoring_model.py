@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from scorekit.models.activation_memory import ActivationMemory
 from scorekit.models.model_info import ModelInfo
 
 
@@ -29,8 +30,10 @@ class Batch:
 
 class ScoringModel:
     def __init__(self, info: ModelInfo, backbone, device: torch.device, dtype: torch.dtype,
-                 classifier_weight: torch.Tensor | None = None, projection: torch.nn.Linear | None = None):
+                 classifier_weight: torch.Tensor | None = None, projection: torch.nn.Linear | None = None,
+                 activation: ActivationMemory | None = None):
         self.info = info
+        self.activation = activation  # per-row peak memory estimate: lets the engine cap batches by bytes
         self.backbone = backbone
         self.device = device
         self.dtype = dtype

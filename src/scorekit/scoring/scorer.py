@@ -19,6 +19,8 @@ from scorekit.scoring.prompts import Prompt, PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
 
 MAX_LABELS = 128
+# Late interaction holds every document token's embedding until MaxSim: this many tokens per engine call.
+LATE_INTERACTION_CHUNK_TOKENS = 65_536
 
 
 @dataclass
@@ -41,6 +43,19 @@ class RankedDocument:
     index: int
     document: Any
     relevance_score: float
+
+
+def _chunks(lengths: Sequence[int], max_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) ranges of at most `max_tokens` tokens each (at least one item per range)."""
+    ranges, start, total = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and total + n > max_tokens:
+            ranges.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(lengths):
+        ranges.append((start, len(lengths)))
+    return ranges
 
 
 def rank(documents: Sequence[Any], scores: Sequence[float], top_n: int = 0) -> list[RankedDocument]:
@@ -101,21 +116,38 @@ class Scorer:
         queries = [q for q, _ in pairs]
         query_prompts = self.builder.singles(queries[:1] if one_query else queries, params.truncation, is_query=True)
         doc_prompts = self.builder.singles([d for _, d in pairs], params.truncation, is_query=False)
-        task = Task("embed" if score_type == "bi-encoder" else "token_embed")
-        outputs = self.runner.run(task, query_prompts + doc_prompts, use_tqdm=use_tqdm, priority=params.priority)
-        query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
-        if one_query:
-            query_out = query_out * len(pairs)
-            query_prompts = query_prompts * len(pairs)
         if score_type == "bi-encoder":
+            outputs = self.runner.run(Task("embed"), query_prompts + doc_prompts, use_tqdm=use_tqdm,
+                                      priority=params.priority)
+            query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
+            query_out = query_out * len(pairs) if one_query else query_out
             scores = [maths.cosine(q, d) for q, d in zip(query_out, doc_out)]
         else:
-            scores = [maths.maxsim(maths.normalize(q), maths.normalize(d)) for q, d in zip(query_out, doc_out)]
+            scores = self._late_interaction(query_prompts, doc_prompts, one_query, params.priority, use_tqdm)
+        used_queries = query_prompts
+        if one_query:
+            query_prompts = query_prompts * len(pairs)
         pad = self.builder.pad_id
         token_ids = [list(q.input_ids) + [pad] + list(d.input_ids) for q, d in zip(query_prompts, doc_prompts)]
-        used_queries = query_prompts[:1] if one_query else query_prompts
         usage = sum(len(p) for p in used_queries) + sum(len(p) for p in doc_prompts)
         return ScoreResult(scores, token_ids, usage)
+
+    def _late_interaction(self, query_prompts: list[Prompt], doc_prompts: list[Prompt], one_query: bool,
+                          priority: int, use_tqdm: bool) -> list[float]:
+        """MaxSim scores, with the documents run in chunks that are reduced to scores at once: the token
+        embeddings of a whole 1 × 2,000 × 512-token request would otherwise be held together (1.5 GB on MiniLM)."""
+        task = Task("token_embed")
+        scores: list[float] = []
+        queries: list[torch.Tensor] = []
+        for start, end in _chunks([len(p) for p in doc_prompts], LATE_INTERACTION_CHUNK_TOKENS):
+            # The chunk's own queries run in the same engine call (1:N: the one query, with the first chunk).
+            chunk_queries = (query_prompts if start == 0 else []) if one_query else query_prompts[start:end]
+            outputs = self.runner.run(task, chunk_queries + doc_prompts[start:end], use_tqdm=use_tqdm,
+                                      priority=priority)
+            queries = [maths.normalize(q) for q in outputs[: len(chunk_queries)]] or queries
+            for row, doc in enumerate(outputs[len(chunk_queries):]):
+                scores.append(maths.maxsim(queries[0] if one_query else queries[row], maths.normalize(doc)))
+        return scores
 
     # -- embeddings and classification -----------------------------------------------------------------
     def embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
