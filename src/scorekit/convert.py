@@ -32,7 +32,7 @@ def convert(model: str, output: str | Path, hf_overrides: dict) -> Path:
     if info.conversion is None or not info.is_decoder:
         raise SystemExit("convert needs a causal LM and hf_overrides with classifier_from_token (and method)")
     tokenizer = load_tokenizer(location)
-    state = _state_dict(location)
+    state = _state_dict(location, config)
     lm_head = state.get("lm_head.weight", state["model.embed_tokens.weight"])
     classifier = _classifier_from_lm_head(info, tokenizer, lm_head)
 

@@ -18,8 +18,11 @@ __all__ = ["load_gguf"]
 _log = logging.getLogger(__name__)
 
 
-def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32):
+def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, config=None):
     """Return `(config, state_dict)` for the GGUF file at `path`.
+
+    Pass the `config` already read from the file to skip reading its metadata a second time (seconds on a
+    large vocabulary); it only shapes the meta-device skeleton that names the tensors.
 
     `config` is the `transformers.PretrainedConfig` that `AutoConfig.from_pretrained(..., gguf_file=...)`
     builds from the file's metadata; `state_dict` maps HF parameter names ("model.layers.0.self_attn.q_proj.weight",
@@ -31,7 +34,8 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {path}")
-    config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
+    if config is None:
+        config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     parsed = load_gguf_checkpoint(str(path), return_tensors=True, model_to_load=skeleton, torch_dtype=dtype)

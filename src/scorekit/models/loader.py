@@ -85,11 +85,11 @@ def load_config(location: ModelLocation, hf_overrides: dict | None):
     return apply_hf_overrides(config, hf_overrides)
 
 
-def _state_dict(location: ModelLocation) -> dict[str, torch.Tensor]:
+def _state_dict(location: ModelLocation, config) -> dict[str, torch.Tensor]:
     if location.gguf_file is not None:
         from scorekit.models.gguf_weights import load_gguf
 
-        _, state = load_gguf(location.folder / location.gguf_file)
+        _, state = load_gguf(location.folder / location.gguf_file, config=config)
         return state
     from scorekit.models.weights import load_folder_state_dict
 
@@ -190,7 +190,7 @@ def load_model(
     torch_dtype = pick_dtype(dtype, torch_device, config)
 
     own = use_own_models and config.model_type in ENCODER_TYPES | DECODER_TYPES
-    state = _state_dict(location) if own or location.gguf_file is None else None
+    state = _state_dict(location, config) if own or location.gguf_file is None else None
     info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len,
                           has_colbert_linear=state is not None and "linear.weight" in state)
     if runner == "pooling" and info.task == "generate":
