@@ -4,9 +4,10 @@ The three families share the post-LayerNorm transformer layer; they differ only 
 counted (BERT: 0..T-1; RoBERTa/XLM-R: after `padding_idx`, skipping pads) and in the shape of their
 sequence-classification head, which is the same maths under two names (see `_load_head`).
 
-Built for inference on the hot path: Q/K/V are fused into one Linear at load time, attention runs through
-`scaled_dot_product_attention`, parameters never require grad, and modules are created on the meta device
-so that loading a checkpoint never pays for a random initialisation.
+Built for inference on the hot path: padding is dropped before the first layer (every Linear and LayerNorm
+runs on the packed real tokens, attention runs row by row through `scaled_dot_product_attention`), Q/K/V
+are fused into one Linear at load time, parameters never require grad, and modules are created on the meta
+device so that loading a checkpoint never pays for a random initialisation.
 """
 
 from __future__ import annotations
@@ -22,8 +23,35 @@ SUPPORTED_MODEL_TYPES = {"bert": "arange", "roberta": "after_padding", "xlm-robe
 _BASE_PREFIXES = ("bert.", "roberta.")
 
 
+# HF's "gelu" (exact erf form), applied in place: the FFN's inner activation is the largest tensor of a layer,
+# and not allocating a second one is measurably faster on CPU (same kernel, same values).
+_IN_PLACE_ACTIVATIONS = {"gelu": torch.ops.aten.gelu_}
+
+
+class _Workspace:
+    """Activation buffers for one forward of N packed tokens, reused by every layer.
+
+    Multi-megabyte tensors that glibc serves with mmap are page-faulted in afresh on every allocation, so each
+    layer writes its Linear outputs into these instead: 2-9% faster on our CPU at rerank shapes (the more of
+    them mmap serves, the more it saves).
+    """
+
+    def __init__(self, x: Tensor, intermediate: int):
+        tokens, hidden = x.shape
+        self.qkv = x.new_empty(tokens, 3 * hidden)
+        self.attn = x.new_empty(tokens, hidden)
+        self.sum = x.new_empty(tokens, hidden)  # pre-LayerNorm residual sum, twice per layer
+        self.ffn = x.new_empty(tokens, intermediate)
+
+
+def _linear(linear: nn.Module, x: Tensor, out: Tensor) -> Tensor:
+    if type(linear) is not nn.Linear:  # int8: a torch.ao dynamic quantized Linear brings its own kernel
+        return out.copy_(linear(x))
+    return torch.addmm(linear.bias, x, linear.weight.t(), out=out)
+
+
 class _EncoderLayer(nn.Module):
-    """Post-LN transformer layer: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+    """Post-LN transformer layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)), on packed tokens [N, H]."""
 
     def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, act: str):
         super().__init__()
@@ -32,17 +60,32 @@ class _EncoderLayer(nn.Module):
         self.attn_out = nn.Linear(hidden, hidden)
         self.attn_norm = nn.LayerNorm(hidden, eps=eps)
         self.ffn_in = nn.Linear(hidden, intermediate)
-        self.act = ACT2FN[act]
+        self.act = _IN_PLACE_ACTIVATIONS.get(act) or ACT2FN[act]
         self.ffn_out = nn.Linear(intermediate, hidden)
         self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
 
-    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
-        batch, seq, hidden = x.shape
-        # [B, T, 3H] -> three [B, heads, T, head_dim] views, no copies.
-        q, k, v = self.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
-        x = self.attn_norm(x + self.attn_out(attn.transpose(1, 2).reshape(batch, seq, hidden)))
-        return self.ffn_norm(x + self.ffn_out(self.act(self.ffn_in(x))))
+    def forward(self, x: Tensor, spans: list[tuple[int, int]], work: _Workspace, first_only: bool = False) -> Tensor:
+        """`x` holds the real tokens of every row back to back; row i is x[start:end] for spans[i].
+
+        With `first_only`, only each row's first token comes out ([rows, H]); it still attends to every token.
+        """
+        qkv = _linear(self.qkv, x, work.qkv)
+        if first_only:
+            x = x[[start for start, _ in spans]]
+        attn = work.attn[: x.shape[0]]
+        for row, (start, end) in enumerate(spans):
+            # Each row attends over its own tokens only: no padding and no mask to apply.
+            q, k, v = qkv[start:end].view(1, end - start, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            if first_only:  # one query, whose output is the row-th of the first tokens
+                q, target = q[:, :, :1], slice(row, row + 1)
+            else:
+                target = slice(start, end)
+            attn[target] = F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).flatten(1)
+        # x + sublayer(x), added in place; addition commutes exactly, so this is HF's rounding too.
+        summed = work.sum[: x.shape[0]]
+        x = self.attn_norm(_linear(self.attn_out, attn, summed).add_(x))
+        inner = self.act(_linear(self.ffn_in, x, work.ffn[: x.shape[0]]))
+        return self.ffn_norm(_linear(self.ffn_out, inner, summed).add_(x))
 
 
 class _ClassificationHead(nn.Module):
@@ -60,8 +103,8 @@ class _ClassificationHead(nn.Module):
 class EncoderModel(nn.Module):
     """BERT / RoBERTa / XLM-R encoder with an optional sequence-classification head.
 
-    Inputs are right-padded batches; `attention_mask` is 1 on real tokens. Padding never changes the
-    outputs at real positions: pad keys get a large negative additive score in attention.
+    Inputs are right-padded batches; `attention_mask` is 1 on real tokens. Padding is dropped before the first
+    layer, so it never changes the outputs at real positions (and costs no compute).
     """
 
     def __init__(self, config: PretrainedConfig, num_labels: int | None):
@@ -75,6 +118,7 @@ class EncoderModel(nn.Module):
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise ValueError(f"EncoderModel does not implement model_type {config.model_type!r}")
         hidden = self.hidden_size = config.hidden_size
+        self.intermediate_size = config.intermediate_size
         self.pad_token_id = config.pad_token_id if config.pad_token_id is not None else 0
         # RoBERTa counts positions from padding_idx + 1, so it uses two fewer rows of the position table.
         self.roberta_positions = SUPPORTED_MODEL_TYPES[config.model_type] == "after_padding"
@@ -134,23 +178,11 @@ class EncoderModel(nn.Module):
         return torch.cumsum(not_pad, dim=1) * not_pad + self.pad_token_id
 
     def hidden_states(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """Last hidden state [B, T, H] of a right-padded batch."""
-        if input_ids.shape[1] > self.max_length:
-            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the model maximum {self.max_length}")
-        # Same order of additions as HF (word + type, then + position) so the rounding matches too.
-        if token_type_ids is None:
-            x = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
-        else:
-            x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
-        x = self.embeddings_norm(x + self.position_embeddings(self._position_ids(input_ids)))
-
-        # Additive key mask [B, 1, 1, T], broadcast over heads and queries. finfo.min rather than -inf keeps an
-        # all-padding row finite (uniform attention) instead of NaN.
-        key_mask = torch.zeros(attention_mask.shape, dtype=x.dtype, device=x.device)
-        key_mask = key_mask.masked_fill_(attention_mask == 0, torch.finfo(x.dtype).min)[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, key_mask)
-        return x
+        """Last hidden state [B, T, H] of a right-padded batch; padding positions are zeros."""
+        hidden, positions = self._encode(input_ids, attention_mask, token_type_ids, first_only=False)
+        out = hidden.new_zeros(input_ids.numel(), self.hidden_size)
+        out[positions] = hidden
+        return out.view(*input_ids.shape, self.hidden_size)
 
     forward = hidden_states
 
@@ -159,6 +191,43 @@ class EncoderModel(nn.Module):
         if self.head is None:
             raise RuntimeError("this checkpoint has no sequence-classification head")
         return self.head(hidden[:, 0])
+
+    def classify_tokens(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """`classify(hidden_states(...))` with less work: the head reads the first token only, so the last
+        layer computes that token alone (its keys and values still come from every token): ~1/7 less work
+        for a 6-layer model. A row without tokens gets the head's output for zeros, as in `classify`."""
+        if self.head is None:
+            raise RuntimeError("this checkpoint has no sequence-classification head")
+        first, positions = self._encode(input_ids, attention_mask, token_type_ids, first_only=True)
+        cls = first.new_zeros(input_ids.shape[0], self.hidden_size)
+        cls[positions // input_ids.shape[1]] = first
+        return self.head(cls)
+
+    def _encode(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None,
+                first_only: bool) -> tuple[Tensor, Tensor]:
+        """Final hidden states of the real tokens only, packed [N, H] in row order (with `first_only`, of each
+        row's first token, [rows, H]), and where each of them sits in the flattened padded batch.
+
+        Padding is dropped once, here: every Linear and LayerNorm runs on the packed tokens, and each row's
+        attention on its own span. Padding costs nothing, and a row's result does not depend on the batch.
+        """
+        if input_ids.shape[1] > self.max_length:
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the model maximum {self.max_length}")
+        real = attention_mask.flatten().nonzero().squeeze(1)
+        ids = input_ids.flatten()[real]
+        # Same order of additions as HF (word + type, then + position) so the rounding matches too.
+        if token_type_ids is None:
+            x = self.word_embeddings(ids) + self.token_type_embeddings.weight[0]
+        else:
+            x = self.word_embeddings(ids) + self.token_type_embeddings(token_type_ids.flatten()[real])
+        x = self.embeddings_norm(x + self.position_embeddings(self._position_ids(input_ids).flatten()[real]))
+
+        ends = attention_mask.sum(1).cumsum(0).tolist()
+        spans = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
+        work = _Workspace(x, self.intermediate_size)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, spans, work, first_only=first_only and i == len(self.layers) - 1)
+        return x, (real[[start for start, _ in spans]] if first_only else real)
 
 
 # ---- state-dict mapping (HF names -> ours) -------------------------------------------------------------
