@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 from scorekit.engine.runner import Task
 from scorekit.engine.scheduler import QueueFull, Scheduler
@@ -110,3 +111,172 @@ def test_cancel_scope_drops_queued_work_of_a_gone_client():
     assert survivor.future.result(5) == [3]
     assert recorder.ran == ["block", "z"]
     scheduler.stop()
+
+
+# -- several model threads --------------------------------------------------------------------------------------
+
+class _Gate:
+    """A stand-in executor for two model threads: groups named in `hold` wait for `release`; records what ran
+    and on which thread."""
+
+    def __init__(self, *hold):
+        self.hold = set(hold)
+        self.ran: list[str] = []
+        self.threads: dict[str, str] = {}
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def __call__(self, task, prompts, on_progress):
+        self.ran.append(task.name)
+        self.threads[task.name] = threading.current_thread().name
+        if task.name in self.hold:
+            self.started.release()
+            self.release.wait(5)
+        return [len(p) for p in prompts]
+
+    def wait_started(self, n):
+        for _ in range(n):
+            assert self.started.acquire(timeout=5)
+
+
+def test_two_model_threads_keep_priority_cancellation_and_results_per_caller():
+    gate = _Gate("block-a", "block-b")
+    scheduler = Scheduler(gate, model_threads=2, max_queued_prompts=6)
+    a = scheduler.submit(Task("block-a"), [_prompt(1)])
+    b = scheduler.submit(Task("block-b"), [_prompt(2)])
+    gate.wait_started(2)  # both model threads are busy now
+    assert gate.threads["block-a"] != gate.threads["block-b"]
+    late = scheduler.submit(Task("low"), [_prompt(3)], priority=5)
+    cancelled = scheduler.submit(Task("gone"), [_prompt(4)], priority=-10)
+    urgent = scheduler.submit(Task("high"), [_prompt(5), _prompt(6)], priority=-1)
+    same_task = [scheduler.submit(Task("high"), [_prompt(7)], priority=-1),
+                 scheduler.submit(Task("high"), [_prompt(8)])]
+    assert cancelled.cancel()
+    with pytest.raises(QueueFull):  # 6 sequences wait: the bound holds however many threads there are
+        scheduler.submit(Task("low"), [_prompt(9)])
+    gate.release.set()
+    assert urgent.future.result(5) == [5, 6]
+    assert [w.future.result(5) for w in same_task] == [[7], [8]]  # merged into one group, answered per caller
+    assert late.future.result(5) == [3]
+    assert a.future.result(5) == [1] and b.future.result(5) == [2]
+    assert "gone" not in gate.ran
+    assert gate.ran.index("high") < gate.ran.index("low")  # the first thread to come free took the urgent work
+    assert gate.ran.count("high") == 1
+    scheduler.stop()
+
+
+def test_a_large_group_shares_its_batches_with_an_idle_model_thread():
+    scheduler = None
+    ran_on: dict[int, str] = {}
+    both_running = threading.Barrier(2, timeout=5)
+
+    def job(k):
+        def run():
+            ran_on[k] = threading.current_thread().name
+            if k < 2:
+                both_running.wait()  # the first two batches only finish once two threads run them at once
+            return k * 10
+        return run
+
+    def execute(task, prompts, on_progress):
+        results = dict(scheduler.fan_out([job(k) for k in range(len(prompts))]))
+        return [results[k] for k in range(len(prompts))]
+
+    scheduler = Scheduler(execute, model_threads=2)
+    item = scheduler.submit(Task("big"), [_prompt(1)] * 6)
+    assert item.future.result(10) == [0, 10, 20, 30, 40, 50]
+    assert len(set(ran_on.values())) == 2
+    scheduler.stop()
+
+
+def test_an_error_in_a_helped_batch_reaches_the_caller():
+    scheduler = None
+    both_running = threading.Barrier(2, timeout=5)
+
+    def execute(task, prompts, on_progress):
+        def ok():
+            both_running.wait()
+            return 1
+
+        def fails():
+            both_running.wait()
+            raise ValueError("batch failed")
+
+        return [v for _, v in scheduler.fan_out([ok, fails])]
+
+    scheduler = Scheduler(execute, model_threads=2)
+    item = scheduler.submit(Task("t"), [_prompt(1)])
+    with pytest.raises(ValueError, match="batch failed"):
+        item.future.result(10)
+    assert scheduler.submit(Task("t2"), [_prompt(1)])  # the threads survived
+    scheduler.stop()
+
+
+def test_two_model_threads_give_the_same_embeddings_as_one(minilm_llm):
+    from scorekit.engine.runner import Runner
+    from scorekit.scoring.prompts import pad_token_id
+    from scorekit.scoring.truncation import TruncationParams
+
+    texts = [" ".join(WORDS[(i * 5 + k) % len(WORDS)] for k in range(1 + i % 40)) for i in range(300)]
+    prompts = minilm_llm.scorer().builder.singles(texts, TruncationParams(), is_query=False)
+    pad = pad_token_id(minilm_llm.loaded.tokenizer)
+    runners = [Runner(minilm_llm.loaded.model, pad, max_batch_size=16, model_threads=n) for n in (1, 2)]
+    one, two = (r.run(Task("embed"), prompts) for r in runners)
+    assert runners[1].stats.batches > 2 and runners[1].stats.sequences == len(prompts)
+    for a, b in zip(one, two):
+        assert torch.allclose(a, b, atol=1e-5)
+    for r in runners:
+        r.scheduler.stop()
+
+
+def test_a_thread_waits_briefly_for_the_callers_it_just_answered():
+    sizes = []
+    first_group = threading.Event()
+
+    def execute(task, prompts, on_progress):
+        sizes.append(len(prompts))
+        if len(sizes) == 1:
+            first_group.wait(5)  # three callers are queued meanwhile: they form the next group
+        time.sleep(0.1)
+        return [len(p) for p in prompts]
+
+    # A generous window (10x the last group's 0.1 s, up to 5 s), so the test does not race the clock.
+    scheduler = Scheduler(execute, gather_fraction=10.0, max_gather_seconds=5.0)
+    blocker = scheduler.submit(Task("t"), [_prompt(1)])
+    time.sleep(0.1)
+    callers = [scheduler.submit(Task("t"), [_prompt(2)]) for _ in range(3)]
+    time.sleep(0.2)
+    first_group.set()
+    blocker.future.result(5)
+    [c.future.result(5) for c in callers]
+    assert sizes == [1, 3]
+    # The three come back one by one: the thread waits for all three instead of running the first alone.
+    again = [scheduler.submit(Task("t"), [_prompt(3)])]
+    time.sleep(0.05)
+    again += [scheduler.submit(Task("t"), [_prompt(3)]) for _ in range(2)]
+    assert [c.future.result(5) for c in again] == [[3], [3], [3]]
+    assert sizes == [1, 3, 3]
+    scheduler.stop()
+
+
+class _FakeModel:
+    """Enough of a ScoringModel for the runner: `embed` returns each row's length."""
+
+    def __init__(self, packs_padding):
+        self.backbone = type("Backbone", (), {"packs_padding": packs_padding})()
+        self.device, self.activation, self.supports_prefix = torch.device("cpu"), None, False
+
+    def embed(self, batch):
+        return list(batch.attention_mask.sum(1).float().unsqueeze(1))
+
+
+@pytest.mark.parametrize("packs_padding, forwards", [(False, 2), (True, 1)])
+def test_a_backbone_that_skips_padding_gets_fewer_forwards(packs_padding, forwards):
+    from scorekit.engine.runner import Runner
+
+    runner = Runner(_FakeModel(packs_padding), pad_id=0, model_threads=1)
+    lengths = [5, 40, 9, 33, 12, 28]  # padded to 40 in one forward: splitting long from short is cheaper
+    out = runner.run(Task("embed"), [_prompt(n) for n in lengths])
+    assert [int(o) for o in out] == lengths
+    assert runner.stats.batches == forwards
+    runner.scheduler.stop()

@@ -1,9 +1,15 @@
-"""The engine's scheduler: one thread owns the model and batches work from every concurrent caller.
+"""The engine's scheduler: model threads that batch work from every concurrent caller.
 
-Callers (server request threads, the offline API) `submit` a task and its prompts and wait on a future. The
-scheduler thread drains the queue, merges all pending work of the same task — across requests — into
-length-sorted, token-budget batches, runs them, and hands each caller its own rows back. Higher `priority`
-(lower number, as in vLLM) goes first; cancelled work is dropped before it runs; the queue is bounded.
+Callers (server request threads, the offline API) `submit` a task and its prompts and wait on a future. A free
+model thread takes all pending work of the most urgent task — across requests — runs it as length-sorted,
+cost-planned batches, and hands each caller its own rows back. Higher `priority` (lower number, as in vLLM) is
+taken first; cancelled work is dropped before it runs; the queue is bounded.
+
+Several model threads (each with a share of torch's intra-op threads) rather than one: on a small CPU a
+forward of a few short rows keeps one core busy far better than two, and concurrent requests arrive a few at a
+time. Two threads with one torch thread each ran single-text requests 2x faster than one thread with two. A
+large group is not left to one thread either: its owner shares its batches (fanout.SharedJobs) with model
+threads that have nothing of their own to do.
 """
 
 from __future__ import annotations
@@ -11,13 +17,17 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 
+from scorekit.engine.fanout import SharedJobs
 from scorekit.errors import ScoreKitError
 from scorekit.scoring.prompts import Prompt
+
+T = TypeVar("T")
 
 
 class QueueFull(ScoreKitError):
@@ -38,19 +48,34 @@ class WorkItem:
         """Drop the work if it has not started (a client that went away)."""
         return self.future.cancel()
 
+    @property
+    def urgency(self) -> tuple[int, int]:
+        return self.priority, self.seq
+
 
 class Scheduler:
-    """`execute(task, prompts, on_progress)` runs one merged group on the model; it is the Runner's job."""
+    """`execute(task, prompts, on_progress)` runs one merged group on the model; it is the Runner's job, and it
+    may spread the group's batches over idle model threads with `fan_out`.
+
+    `model_threads` threads take work; each sets torch's intra-op threads to `torch_threads` (None: torch's
+    default for a new thread)."""
 
     def __init__(self, execute: Callable[[object, list[Prompt], Callable[[int], None] | None], list[torch.Tensor]],
-                 max_queued_prompts: int = 100_000):
+                 max_queued_prompts: int = 100_000, model_threads: int = 1, torch_threads: int | None = None,
+                 gather_fraction: float = 0.5, max_gather_seconds: float = 0.02):
         self._execute = execute
+        self.gather_fraction = gather_fraction
+        self.max_gather_seconds = max_gather_seconds
         self.max_queued_prompts = max_queued_prompts
+        self.model_threads = max(1, model_threads)
+        self.torch_threads = torch_threads
         self._queue: list[WorkItem] = []
         self._queued_prompts = 0
+        self._shared: list[SharedJobs] = []  # groups whose batches idle model threads may run
         self._cond = threading.Condition()
         self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._group = threading.local()  # per model thread: the urgency of the group it is running
         self._stopped = False
 
     # -- callers ---------------------------------------------------------------------------------------
@@ -62,7 +87,7 @@ class Scheduler:
                 raise QueueFull(f"The engine queue is full ({self._queued_prompts} sequences waiting); retry later.")
             self._queue.append(item)
             self._queued_prompts += len(prompts)
-            self._ensure_thread()
+            self._ensure_threads()
             self._cond.notify()
         return item
 
@@ -73,31 +98,75 @@ class Scheduler:
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
-            self._cond.notify()
+            self._cond.notify_all()
 
-    # -- the scheduler thread --------------------------------------------------------------------------
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="scorekit-engine", daemon=True)
-            self._thread.start()
-
-    def _take(self) -> list[WorkItem]:
-        """All pending work for the task of the most urgent item (priority, then arrival)."""
+    # -- called by `execute`, on a model thread --------------------------------------------------------
+    def fan_out(self, jobs: Sequence[Callable[[], T]]) -> Iterator[tuple[int, T]]:
+        """Run `jobs` (a group's batches) on this thread and on any model thread that is idle meanwhile;
+        yields (job index, result) on this thread as they finish."""
+        if self.model_threads == 1 or len(jobs) <= 1:
+            for index, job in enumerate(jobs):
+                yield index, job()
+            return
+        shared = SharedJobs(jobs, getattr(self._group, "urgency", (0, 0)))
         with self._cond:
-            while not self._queue and not self._stopped:
+            self._shared.append(shared)
+            self._cond.notify(len(jobs) - 1)
+        try:
+            yield from shared.results()
+        finally:
+            shared.abandon()
+            with self._cond:
+                self._shared.remove(shared)
+
+    # -- the model threads -----------------------------------------------------------------------------
+    def _ensure_threads(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self.model_threads:
+            thread = threading.Thread(target=self._loop, name=f"scorekit-engine-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _next(self) -> SharedJobs | list[WorkItem] | None:
+        """Wait for work: a batch of a running group that is at least as urgent as anything queued, else all
+        pending work for the task of the most urgent queued item (priority, then arrival). None: stopped.
+
+        Gathering: callers this thread just answered tend to come straight back (a client with its next
+        request). Taking the first of them alone would run a batch of one, so while fewer callers wait than
+        this thread last served, it waits for them — until `gather_fraction` of its last group's run time (at
+        most `max_gather_seconds`) has passed since that group finished. At concurrency 8 this took batches
+        from 2.3 to 2.8 rows and the model CPU per request from 8.4 to 7.8 ms."""
+        with self._cond:
+            while not self._stopped:
+                shared = min((s for s in self._shared if s.has_pending), key=lambda s: s.urgency, default=None)
+                first = min(self._queue, key=lambda w: w.urgency, default=None)
+                if shared is not None and (first is None or shared.urgency <= first.urgency):
+                    return shared
+                if first is not None:
+                    taken = [w for w in self._queue if w.task == first.task]
+                    if len(taken) < getattr(self._group, "served", 0):
+                        left = self._group.gather_until - time.monotonic()
+                        if left > 0:
+                            self._cond.wait(left)
+                            continue
+                    self._queue = [w for w in self._queue if w.task != first.task]
+                    self._queued_prompts -= sum(len(w.prompts) for w in taken)
+                    return taken
                 self._cond.wait()
-            if self._stopped:
-                return []
-            first = min(self._queue, key=lambda w: (w.priority, w.seq))
-            taken = [w for w in self._queue if w.task == first.task]
-            self._queue = [w for w in self._queue if w.task != first.task]
-            self._queued_prompts -= sum(len(w.prompts) for w in taken)
-        # set_running_or_notify_cancel: False for work whose caller cancelled it — dropped here, never run.
-        return [w for w in taken if w.future.set_running_or_notify_cancel()]
+            return None
 
     def _loop(self) -> None:
-        while not self._stopped:
-            items = self._take()
+        if self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)  # this thread's own OpenMP/MKL setting, not the process's
+        while True:
+            work = self._next()
+            if work is None:
+                return
+            if isinstance(work, SharedJobs):
+                work.help()
+                continue
+            # set_running_or_notify_cancel: False for work whose caller cancelled it — dropped here, never run.
+            items = [w for w in work if w.future.set_running_or_notify_cancel()]
             if not items:
                 continue
             try:
@@ -115,7 +184,12 @@ class Scheduler:
             for callback in callbacks:
                 callback(n)
 
+        self._group.urgency = min(item.urgency for item in items)
+        started = time.monotonic()
         outputs = self._execute(items[0].task, prompts, progress if callbacks else None)
+        finished = time.monotonic()
+        self._group.served = len(items)
+        self._group.gather_until = finished + min(self.max_gather_seconds, self.gather_fraction * (finished - started))
         start = 0
         for item in items:
             item.future.set_result(outputs[start:start + len(item.prompts)])

@@ -2,7 +2,7 @@
 event loop.
 
 Many threads, so that concurrent requests tokenise and wait at the same time: the engine's scheduler then
-merges their model work into shared batches on its one model thread. Each call may carry a CancelScope that
+merges their model work into shared batches on its model threads. Each call may carry a CancelScope that
 the engine sees through a context variable.
 """
 

@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Sequence
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 
 import scorekit
 from scorekit.server import docs, errors
@@ -90,12 +90,27 @@ def build_app(llm, served_model_names: Sequence[str] | None = None, api_keys: Se
     app.include_router(state.metrics.router())
     docs.install(app, "scorekit")
 
-    app.middleware("http")(state.metrics.middleware)
+    app.add_middleware(state.metrics.middleware)
     if enable_request_id_headers:
-        @app.middleware("http")
-        async def request_id_header(request: Request, call_next):
-            response = await call_next(request)
-            response.headers["X-Request-Id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
-            return response
-
+        app.add_middleware(request_id_header)
     return app
+
+
+def request_id_header(app):
+    """ASGI middleware: every response carries `X-Request-Id` (the client's own, else a new one)."""
+
+    async def with_request_id(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        value = given or uuid.uuid4().hex.encode()
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": headers + [(b"x-request-id", value)]}
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return with_request_id

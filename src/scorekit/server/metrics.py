@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -60,18 +60,33 @@ class Metrics:
         self.batch_size.observe(rows)
         self.padding.observe(1 - real / padded if padded else 0.0)
 
-    async def middleware(self, request: Request, call_next):
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", None) or "<unmatched>"
-            self.requests.labels(route=path, method=request.method, status=str(status)).inc()
-            self.latency.labels(route=path, method=request.method).observe(time.perf_counter() - start)
+    def middleware(self, app):
+        """ASGI middleware counting requests and timing them per route. Plain ASGI rather than
+        `@app.middleware("http")`, whose wrapper (a task group and memory streams per request) cost more
+        CPU than the rest of an embedding request's routing."""
+
+        async def metrics_app(scope, receive, send):
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            start = time.perf_counter()
+            status = 500  # unless the app answers: an exception escaping it becomes a 500 further out
+
+            async def send_status(message):
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                route = scope.get("route")  # set by the router on this same scope
+                path = getattr(route, "path", None) or "<unmatched>"
+                method = scope.get("method", "")
+                self.requests.labels(route=path, method=method, status=str(status)).inc()
+                self.latency.labels(route=path, method=method).observe(time.perf_counter() - start)
+
+        return metrics_app
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["server"])

@@ -21,14 +21,15 @@ from scorekit.server.protocol import (
     CohereEmbedRequest,
     CohereEmbedResponse,
     CohereMeta,
-    EmbeddingData,
     EmbeddingRequest,
     EmbeddingResponse,
     PoolingData,
     PoolingRequest,
     PoolingResponse,
     Usage,
+    now,
 )
+from scorekit.server.responses import ORJSONBody
 from scorekit.server.state import ServerState, get_state
 
 
@@ -62,20 +63,24 @@ def _embed_lists(state: ServerState, texts: list[str], truncation: TruncationPar
     return [v.float().tolist() for v in vectors], sum(len(p) for p in prompts)
 
 
-async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request) -> ORJSONBody:
+    """An EmbeddingResponse, written as JSON directly: the hot route of embedding servers."""
     state.check_model(req.model)
     texts = texts_of(req.input)
     vectors, tokens = await state.run(_embed_lists, state, texts, _truncation(req.truncate_prompt_tokens),
                                       req.use_activation is not False, request=request)
     _check_dimensions(req.dimensions, len(vectors[0]), req.model or state.model_name)
     state.count_tokens("embeddings", tokens)
-    return EmbeddingResponse(
-        id=f"embd-{base_request_id(request, req.request_id)}",
-        model=state.model_name,
-        data=[EmbeddingData(index=i, embedding=b64(v) if req.encoding_format == "base64" else v)
-              for i, v in enumerate(vectors)],
-        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
-    )
+    as_base64 = req.encoding_format == "base64"
+    return ORJSONBody({
+        "id": f"embd-{base_request_id(request, req.request_id)}",
+        "object": "list",
+        "created": now(),
+        "model": state.model_name,
+        "data": [{"index": i, "object": "embedding", "embedding": b64(v) if as_base64 else v}
+                 for i, v in enumerate(vectors)],
+        "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump(),
+    })
 
 
 def _cohere_types(vectors: list[list[float]], types: list[str]) -> dict[str, list[Any]]:
