@@ -1,6 +1,7 @@
 """EncoderModel computes only real tokens (packed [N, H], attention row by row): on batches whose rows differ
 wildly in length it must still equal transformers, give zeros at padding, and give every row the same result
-whatever else is in the batch."""
+whatever else is in the batch. `classify_tokens` (last layer on the first token only) must equal
+`classify(hidden_states(...))`."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def test_equals_transformers_on_very_uneven_rows(pair):
     assert expected.logits.std().item() > 0.05, "logits too uniform for the comparison to mean anything"
     assert (logits - expected.logits).abs().max().item() <= 1e-5
     assert torch.count_nonzero(hidden[~real]) == 0, "padding positions are zeros"
+    with torch.inference_mode():
+        assert (ours.classify_tokens(*inputs) - expected.logits).abs().max().item() <= 1e-5
 
 
 def test_row_result_does_not_depend_on_the_batch(pair):
@@ -93,6 +96,20 @@ def test_row_result_does_not_depend_on_the_batch(pair):
             assert (shuffled[order.index(i), :n] - alone).abs().max().item() <= 1e-5
 
 
+def test_classify_tokens_equals_classify_and_is_batch_invariant(pair):
+    reference, ours = pair
+    input_ids, attention_mask, token_type_ids = right_padded(reference.config, LENGTHS)
+    with torch.inference_mode():
+        fast = ours.classify_tokens(input_ids, attention_mask, token_type_ids)
+        full = ours.classify(ours.hidden_states(input_ids, attention_mask, token_type_ids))
+        assert fast.shape == full.shape == (len(LENGTHS), 2)
+        assert (fast - full).abs().max().item() <= 1e-6
+        for i, n in enumerate(LENGTHS):
+            row = slice(i, i + 1)
+            alone = ours.classify_tokens(input_ids[row, :n], attention_mask[row, :n], token_type_ids[row, :n])
+            assert (fast[i] - alone[0]).abs().max().item() <= 1e-5
+
+
 def test_all_padding_row_gives_zeros_and_leaves_the_others_alone():
     reference, ours = make_pair("bert")
     input_ids, attention_mask, token_type_ids = right_padded(reference.config, (7, 4))
@@ -103,3 +120,15 @@ def test_all_padding_row_gives_zeros_and_leaves_the_others_alone():
                                           zip((input_ids, attention_mask, token_type_ids), empty)))
     assert torch.count_nonzero(with_empty[1]) == 0
     assert (with_empty[[0, 2]] - plain).abs().max().item() <= 1e-5
+    with torch.inference_mode():  # classify_tokens keeps the row: the head's output for zeros, as classify gives
+        logits = ours.classify_tokens(*(torch.cat([a[:1], e, a[1:]]) for a, e in
+                                        zip((input_ids, attention_mask, token_type_ids), empty)))
+        assert torch.allclose(logits, ours.classify(with_empty), atol=1e-6)
+
+
+def test_classify_tokens_needs_a_head():
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16)
+    ours = EncoderModel.from_config_and_state_dict(config, transformers.BertModel(config).state_dict())
+    with pytest.raises(RuntimeError, match="no sequence-classification head"):
+        ours.classify_tokens(torch.tensor([[5, 6]]), torch.ones(1, 2, dtype=torch.long))
