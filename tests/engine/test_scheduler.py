@@ -280,3 +280,35 @@ def test_a_backbone_that_skips_padding_gets_fewer_forwards(packs_padding, forwar
     assert [int(o) for o in out] == lengths
     assert runner.stats.batches == forwards
     runner.scheduler.stop()
+
+
+def test_prepared_work_is_built_on_the_model_thread_and_a_failure_stays_with_its_caller():
+    recorder = _Recorder()
+    scheduler = Scheduler(recorder, max_queued_prompts=4)
+    blocker = scheduler.submit(Task("block"), [_prompt(1)])
+    time.sleep(0.1)  # the model thread is busy: the next three are taken together as one group
+    built_on = []
+
+    def build(n):
+        built_on.append(threading.current_thread().name)
+        return [_prompt(n), _prompt(n + 1)]
+
+    def too_long():
+        raise ValueError("text over the length limit")
+
+    good = scheduler.submit(Task("embed"), [], prepare=lambda: build(3), count=2)
+    bad = scheduler.submit(Task("embed"), [], prepare=too_long, count=1)
+    plain = scheduler.submit(Task("embed"), [_prompt(7)])
+    assert scheduler.queued_prompts == 4  # `count` holds a place in the bounded queue before tokenisation
+    with pytest.raises(QueueFull):
+        scheduler.submit(Task("embed"), [], prepare=lambda: build(1), count=1)
+    recorder.release.set()
+    assert good.future.result(5) == [3, 4] and good.prompts == [_prompt(3), _prompt(4)]
+    assert plain.future.result(5) == [7]
+    with pytest.raises(ValueError, match="length limit"):
+        bad.future.result(5)
+    assert blocker.future.result(5) == [1]
+    assert recorder.ran == ["block", "embed"]  # the failure did not cost the others their shared group
+    assert built_on and all(name.startswith("scorekit-engine") for name in built_on)
+    assert scheduler.queued_prompts == 0
+    scheduler.stop()

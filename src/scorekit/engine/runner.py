@@ -28,6 +28,7 @@ class Task:
     name: str  # embed | token_embed | classify | next_token
     token_ids: tuple[int, ...] = ()  # next_token: the label rows to return
     full_vocab_log_softmax: bool = False  # next_token: log-probs over the whole vocabulary (else raw label logits)
+    normalize: bool = False  # embed: unit vectors, normalised for the whole batch at once
 
 
 def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Batch:
@@ -83,8 +84,10 @@ class Runner:
         # batches are then priced by real tokens, not rows × longest (batching.py).
         self.packed = bool(getattr(model.backbone, "packs_padding", False))
 
-    def submit(self, task: Task, prompts: Sequence[Prompt], priority: int = 0, on_progress=None) -> WorkItem:
-        return self.scheduler.submit(task, prompts, priority, on_progress)
+    def submit(self, task: Task, prompts: Sequence[Prompt], priority: int = 0, on_progress=None,
+               prepare=None, count: int | None = None) -> WorkItem:
+        """Queue work without waiting for it; with `prepare`, the prompts are built on the model thread."""
+        return self.scheduler.submit(task, prompts, priority, on_progress, prepare=prepare, count=count)
 
     def run(self, task: Task, prompts: Sequence[Prompt], use_tqdm: bool = False, priority: int = 0) -> list[torch.Tensor]:
         if not prompts:
@@ -156,4 +159,6 @@ class Runner:
             return self.model.next_token(batch, task.token_ids, task.full_vocab_log_softmax, prefix=prefix)
         if task.name == "classify":
             return self.model.classify(batch, prefix=prefix)
+        if task.name == "embed" and task.normalize:
+            return self.model.embed(batch, normalize=True)
         return getattr(self.model, task.name)(batch)

@@ -69,11 +69,12 @@ class ScoringModel:
         return hidden[:, 0]
 
     # -- tasks -------------------------------------------------------------------------------------------
-    def embed(self, batch: Batch) -> list[torch.Tensor]:
+    def embed(self, batch: Batch, normalize: bool = False) -> list[torch.Tensor]:
         pooled = self._pool(self._hidden(batch), batch)
         if self.projection is not None:
             pooled = self.projection(pooled)
-        return list(pooled.float())
+        pooled = pooled.float()
+        return list(F.normalize(pooled, p=2, dim=-1) if normalize else pooled)
 
     def token_embed(self, batch: Batch) -> list[torch.Tensor]:
         hidden = self._hidden(batch)

@@ -6,11 +6,13 @@ Both the offline `LLM` and the HTTP server call this, so every rule of SPEC ยง4โ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Sequence
 
 import torch
 
 from scorekit.engine.runner import Runner, Task
+from scorekit.engine.scheduler import WorkItem
 from scorekit.errors import UnsupportedTask, ValidationError
 from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
@@ -157,8 +159,20 @@ class Scorer:
         truncation = truncation or TruncationParams()
         truncation.validate(self.max_model_len)
         prompts = self.builder.singles(texts, truncation, is_query=False)
-        vectors = self.runner.run(Task("embed"), prompts, use_tqdm=use_tqdm)
-        return [maths.normalize(v) if normalize else v for v in vectors], prompts
+        return self.runner.run(Task("embed", normalize=normalize), prompts, use_tqdm=use_tqdm), prompts
+
+    def submit_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None,
+                     normalize: bool = True, priority: int = 0) -> WorkItem:
+        """`embed` without waiting, for the server: the texts are tokenised on the model thread when their turn
+        comes (`item.prompts` then holds them) and `item.future` gets the vectors."""
+        if self.info.task not in ("embed", "token_embed"):
+            raise UnsupportedTask("The model does not support the Embeddings API")
+        truncation = truncation or TruncationParams()
+        truncation.validate(self.max_model_len)
+        texts = list(texts)
+        return self.runner.submit(Task("embed", normalize=normalize), [], priority,
+                                  prepare=partial(self.builder.singles, texts, truncation, is_query=False),
+                                  count=len(texts))
 
     def token_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
                     use_tqdm: bool = False) -> tuple[list[torch.Tensor], list[Prompt]]:

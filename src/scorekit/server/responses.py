@@ -16,4 +16,5 @@ class ORJSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        # numpy arrays are written natively: float32 embeddings in their shortest round-trip form
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

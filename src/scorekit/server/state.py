@@ -52,6 +52,20 @@ class ServerState:
         finally:
             watcher.cancel()
 
+    async def wait(self, item, request: Request) -> Any:
+        """The result of engine work submitted straight from the event loop (an engine WorkItem), without a
+        worker thread in between; dropped before it runs when the client disconnects or this task is cancelled."""
+        scope = CancelScope()
+        scope.add(item)
+        watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, scope))
+        try:
+            return await asyncio.wrap_future(item.future)
+        except asyncio.CancelledError:
+            item.cancel()
+            raise
+        finally:
+            watcher.cancel()
+
     def check_model(self, name: str | None, with_aliases: bool = False) -> None:
         if not name or name in self.served_model_names:
             return
