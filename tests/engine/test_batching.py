@@ -93,3 +93,17 @@ def test_byte_cap_bounds_every_batch_whatever_the_token_budget():
     for batch in batches:
         assert len(batch) * row_bytes(max(lengths[i] for i in batch)) <= 10 * 512 * 512
     assert max(len(b) for b in batches) > 10  # short rows still batch widely: the cap follows the length
+
+
+def test_spread_splits_one_big_batch_for_every_model_thread_but_not_small_ones():
+    from scorekit.engine.batching import spread
+
+    lengths = [120 - i for i in range(50)]  # 50 reranker suffixes, longest first, one forward's worth
+    halves = spread([list(range(50))], lengths, ways=2)
+    assert len(halves) == 2 and sorted(halves[0] + halves[1]) == list(range(50))
+    assert halves[0] == list(range(len(halves[0])))  # contiguous in length order: padding stays small
+    left, right = (sum(lengths[i] for i in h) for h in halves)
+    assert abs(left - right) <= 2 * max(lengths)  # split at the token midpoint
+    assert spread([[0, 1, 2]], [30, 28, 25], ways=2) == [[0, 1, 2]]  # a single-text-sized forward stays whole
+    assert spread([[0], [1]], [2000, 2000], ways=2) == [[0], [1]]  # already one per thread
+    assert len(spread([list(range(50))], lengths, ways=4)) == 4

@@ -62,4 +62,4 @@ def test_batch_normalisation_equals_normalising_each_vector(minilm):
     raw = minilm.scorer().embed(TEXTS, normalize=False)[0]
     unit = minilm.scorer().embed(TEXTS, normalize=True)[0]
     for r, u in zip(raw, unit):
-        assert torch.allclose(F.normalize(r, dim=-1), u, atol=1e-7, rtol=0)
+        assert torch.allclose(F.normalize(r, dim=-1), u, atol=1e-6, rtol=0)  # two calls: batch layouts may differ

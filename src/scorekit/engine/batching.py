@@ -85,6 +85,37 @@ def _cheapest_cuts(sorted_lengths: list[int], caps: list[int], overhead: float, 
     return cuts[::-1]
 
 
+# A forward smaller than this is not split to occupy another model thread: below it the per-forward cost
+# (DEFAULT_OVERHEAD_TOKENS and small-row matmuls) eats what the second core brings (single-text serving
+# requests measured no faster split in two).
+MIN_SPLIT_TOKENS = 1024
+
+
+def spread(batches: list[list[int]], lengths: Sequence[int], ways: int,
+           min_tokens: int = MIN_SPLIT_TOKENS) -> list[list[int]]:
+    """Split the largest batches in two until there are `ways` of them, so that a group that fits in one
+    forward still keeps every model thread busy: each thread runs on one core, and one forward of a big group
+    (50 reranker prompts after a shared prefix) would otherwise leave the other core idle. A batch is split at
+    its token midpoint (rows stay in length order, so padding stays small) and only while both halves keep at
+    least `min_tokens` tokens."""
+    batches = [list(b) for b in batches]
+    while len(batches) < ways:
+        largest = max(batches, key=lambda b: sum(lengths[i] for i in b), default=None)
+        if largest is None or len(largest) < 2:
+            break
+        total, running, cut = sum(lengths[i] for i in largest), 0, 0
+        while cut < len(largest) - 1 and running + lengths[largest[cut]] <= total / 2:
+            running += lengths[largest[cut]]
+            cut += 1
+        cut = max(cut, 1)
+        left, right = largest[:cut], largest[cut:]
+        if min(sum(lengths[i] for i in left), sum(lengths[i] for i in right)) < min_tokens:
+            break
+        at = batches.index(largest)
+        batches[at:at + 1] = [left, right]
+    return batches
+
+
 def padding_fraction(lengths: Sequence[int], batches: list[list[int]]) -> float:
     real = sum(lengths)
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)

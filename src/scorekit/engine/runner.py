@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from scorekit.engine.batching import plan_batches
+from scorekit.engine.batching import plan_batches, spread
 from scorekit.engine.cancel import current_scope
 from scorekit.engine.malloc import return_large_blocks_to_os
 from scorekit.engine.prefix import group_by_prefix
@@ -54,10 +54,13 @@ def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Bat
 DEFAULT_MAX_BATCH_BYTES = 1 << 30
 
 
-def default_model_threads(device: torch.device, torch_threads: int) -> int:
-    """Two model threads on a CPU with at least two torch threads (they split those threads between them):
-    short forwards keep one core busy far better than two (scheduler.py). One elsewhere."""
-    return 2 if device.type == "cpu" and torch_threads >= 2 else 1
+def default_model_threads(device: torch.device, torch_threads: int, packed: bool = True) -> int:
+    """Two model threads on a CPU with at least two torch threads (they split those threads between them) for
+    our packed encoder: its short forwards keep one core busy far better than two (scheduler.py). One
+    elsewhere, and for decoders: each of two threads would stream every weight of the (larger) model through
+    its own core, and their forwards are big enough for torch to split across cores — Qwen2.5-0.5B reranking
+    50 documents (bench/decoder_rerank.py) took 16.1 s with one thread of two torch threads, 19.0 s with two."""
+    return 2 if device.type == "cpu" and torch_threads >= 2 and packed else 1
 
 
 class Runner:
@@ -76,13 +79,13 @@ class Runner:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         threads = torch.get_num_threads()
-        model_threads = model_threads or default_model_threads(torch.device(model.device), threads)
-        self.scheduler = Scheduler(self._execute, max_queued_prompts=max_queued_prompts, model_threads=model_threads,
-                                   torch_threads=max(1, threads // model_threads))
-        self.stats = EngineStats()
         # A backbone that computes real tokens only (padding dropped before its first layer) says so; its
         # batches are then priced by real tokens, not rows × longest (batching.py).
         self.packed = bool(getattr(model.backbone, "packs_padding", False))
+        model_threads = model_threads or default_model_threads(torch.device(model.device), threads, self.packed)
+        self.scheduler = Scheduler(self._execute, max_queued_prompts=max_queued_prompts, model_threads=model_threads,
+                                   torch_threads=max(1, threads // model_threads))
+        self.stats = EngineStats()
 
     def submit(self, task: Task, prompts: Sequence[Prompt], priority: int = 0, on_progress=None,
                prepare=None, count: int | None = None) -> WorkItem:
@@ -144,6 +147,7 @@ class Runner:
         batches = plan_batches(lengths, self.max_batch_tokens, self.max_batch_size, row_bytes=row_bytes,
                                max_batch_bytes=self.max_batch_bytes // self.scheduler.model_threads,
                                packed=self.packed)
+        batches = spread(batches, lengths, self.scheduler.model_threads)
         self.stats.record_batches(lengths, batches)
         jobs = [partial(self._run_batch, task, [prompts[i] for i in rows], prefix) for rows in batches]
         for k, out in self.scheduler.fan_out(jobs):

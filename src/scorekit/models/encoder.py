@@ -115,6 +115,10 @@ class EncoderModel(nn.Module):
     layer, so it never changes the outputs at real positions (and costs no compute).
     """
 
+    # Padding never reaches a Linear or the attention: the engine prices its batches by real tokens (batching.py)
+    # and runs two model threads on a CPU (runner.default_model_threads).
+    packs_padding = True
+
     def __init__(self, config: PretrainedConfig, num_labels: int | None):
         super().__init__()
         position_type = getattr(config, "position_embedding_type", None) or "absolute"
