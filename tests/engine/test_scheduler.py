@@ -266,7 +266,7 @@ class _FakeModel:
         self.backbone = type("Backbone", (), {"packs_padding": packs_padding})()
         self.device, self.activation, self.supports_prefix = torch.device("cpu"), None, False
 
-    def embed(self, batch):
+    def embed(self, batch, normalize=False):
         return list(batch.attention_mask.sum(1).float().unsqueeze(1))
 
 

@@ -36,26 +36,12 @@ def make_pair(family: str):
     return reference, EncoderModel.from_config_and_state_dict(config, reference.state_dict())
 
 
-def right_padded(config, lengths, width=None, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    width = width or max(lengths)
-    input_ids = torch.randint(3, config.vocab_size, (len(lengths), width), generator=gen)
-    attention_mask = torch.zeros(len(lengths), width, dtype=torch.long)
-    token_type_ids = torch.zeros(len(lengths), width, dtype=torch.long)
-    for i, n in enumerate(lengths):
-        attention_mask[i, :n] = 1
-        input_ids[i, n:] = config.pad_token_id
-        if config.type_vocab_size > 1:
-            token_type_ids[i, n // 2:n] = 1
-    return input_ids, attention_mask, token_type_ids
-
-
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def pair(request):
     return make_pair(request.param)
 
 
-def test_equals_transformers_on_very_uneven_rows(pair):
+def test_equals_transformers_on_very_uneven_rows(pair, right_padded):
     reference, ours = pair
     # Wider than the longest row: columns of padding only must not matter either.
     inputs = right_padded(reference.config, LENGTHS, width=max(LENGTHS) + 3)
@@ -75,7 +61,7 @@ def test_equals_transformers_on_very_uneven_rows(pair):
         assert (ours.classify_tokens(*inputs) - expected.logits).abs().max().item() <= 1e-5
 
 
-def test_row_result_does_not_depend_on_the_batch(pair):
+def test_row_result_does_not_depend_on_the_batch(pair, right_padded):
     reference, ours = pair
     config = reference.config
     input_ids, attention_mask, token_type_ids = right_padded(config, LENGTHS)
@@ -96,7 +82,7 @@ def test_row_result_does_not_depend_on_the_batch(pair):
             assert (shuffled[order.index(i), :n] - alone).abs().max().item() <= 1e-5
 
 
-def test_classify_tokens_equals_classify_and_is_batch_invariant(pair):
+def test_classify_tokens_equals_classify_and_is_batch_invariant(pair, right_padded):
     reference, ours = pair
     input_ids, attention_mask, token_type_ids = right_padded(reference.config, LENGTHS)
     with torch.inference_mode():
@@ -110,7 +96,7 @@ def test_classify_tokens_equals_classify_and_is_batch_invariant(pair):
             assert (fast[i] - alone[0]).abs().max().item() <= 1e-5
 
 
-def test_all_padding_row_gives_zeros_and_leaves_the_others_alone():
+def test_all_padding_row_gives_zeros_and_leaves_the_others_alone(right_padded):
     reference, ours = make_pair("bert")
     input_ids, attention_mask, token_type_ids = right_padded(reference.config, (7, 4))
     empty = (torch.zeros_like(input_ids[:1]), torch.zeros_like(attention_mask[:1]), torch.zeros_like(input_ids[:1]))

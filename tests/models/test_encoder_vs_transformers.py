@@ -105,19 +105,8 @@ def make_tiny(family: str):
     return model
 
 
-def padded_batch(config, lengths=(17, 5, 11, 1), seed=1):
-    """Right-padded random ids avoiding special ids, plus a second segment of type 1 when the model has one."""
-    gen = torch.Generator().manual_seed(seed)
-    T = max(lengths)
-    input_ids = torch.randint(3, config.vocab_size, (len(lengths), T), generator=gen)
-    attention_mask = torch.zeros(len(lengths), T, dtype=torch.long)
-    token_type_ids = torch.zeros(len(lengths), T, dtype=torch.long)
-    for i, n in enumerate(lengths):
-        attention_mask[i, :n] = 1
-        input_ids[i, n:] = config.pad_token_id
-        if config.type_vocab_size > 1:
-            token_type_ids[i, n // 2 : n] = 1
-    return input_ids, attention_mask, token_type_ids
+# Rows of uneven lengths, one of a single token.
+TINY_LENGTHS = (17, 5, 11, 1)
 
 
 def assert_matches(reference, ours, input_ids, attention_mask, token_type_ids):
@@ -136,7 +125,7 @@ def assert_matches(reference, ours, input_ids, attention_mask, token_type_ids):
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_tiny_classifier_matches_transformers(family, tmp_path):
+def test_tiny_classifier_matches_transformers(family, tmp_path, right_padded):
     make_tiny(family).save_pretrained(tmp_path)
     # Eager attention: an independent reference path rather than the same SDPA kernel we call.
     reference = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -147,7 +136,7 @@ def test_tiny_classifier_matches_transformers(family, tmp_path):
     assert ours.has_classifier and ours.num_labels == 1 and ours.hidden_size == 64
     assert not any(p.requires_grad for p in ours.parameters())
 
-    input_ids, attention_mask, token_type_ids = padded_batch(reference.config)
+    input_ids, attention_mask, token_type_ids = right_padded(reference.config, TINY_LENGTHS, seed=1)
     hidden_diff, logit_diff = assert_matches(reference, ours, input_ids, attention_mask, token_type_ids)
     print(f"{family}: hidden {hidden_diff:.2e} logits {logit_diff:.2e}")
 
@@ -177,7 +166,7 @@ def test_roberta_position_ids_follow_hf():
 # ---- weight formats and errors --------------------------------------------------------------------------
 
 
-def test_sharded_safetensors_and_pytorch_bin_load(tmp_path):
+def test_sharded_safetensors_and_pytorch_bin_load(tmp_path, right_padded):
     model = make_tiny("bert")
     expected = model.state_dict()
     sharded, pickled = tmp_path / "sharded", tmp_path / "bin"
@@ -191,7 +180,7 @@ def test_sharded_safetensors_and_pytorch_bin_load(tmp_path):
     model.config.save_pretrained(pickled)
     torch.save(expected, pickled / "pytorch_model.bin")
 
-    input_ids, attention_mask, token_type_ids = padded_batch(model.config)
+    input_ids, attention_mask, token_type_ids = right_padded(model.config, TINY_LENGTHS, seed=1)
     for folder in (sharded, pickled):
         state_dict = load_folder_state_dict(folder)
         for key in index["weight_map"]:

@@ -54,7 +54,7 @@ def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Bat
 DEFAULT_MAX_BATCH_BYTES = 1 << 30
 
 
-def default_model_threads(device: torch.device, torch_threads: int, packed: bool = True) -> int:
+def default_model_threads(device: torch.device, torch_threads: int, packed: bool) -> int:
     """Two model threads on a CPU with at least two torch threads (they split those threads between them) for
     our packed encoder: its short forwards keep one core busy far better than two (scheduler.py). One
     elsewhere, and for decoders: each of two threads would stream every weight of the (larger) model through
@@ -163,6 +163,6 @@ class Runner:
             return self.model.next_token(batch, task.token_ids, task.full_vocab_log_softmax, prefix=prefix)
         if task.name == "classify":
             return self.model.classify(batch, prefix=prefix)
-        if task.name == "embed" and task.normalize:
-            return self.model.embed(batch, normalize=True)
+        if task.name == "embed":
+            return self.model.embed(batch, normalize=task.normalize)
         return getattr(self.model, task.name)(batch)

@@ -154,21 +154,22 @@ class Scorer:
     # -- embeddings and classification -----------------------------------------------------------------
     def embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
               use_tqdm: bool = False) -> tuple[list[torch.Tensor], list[Prompt]]:
+        truncation = self._embed_truncation(truncation)
+        prompts = self.builder.singles(texts, truncation, is_query=False)
+        return self.runner.run(Task("embed", normalize=normalize), prompts, use_tqdm=use_tqdm), prompts
+
+    def _embed_truncation(self, truncation: TruncationParams | None) -> TruncationParams:
         if self.info.task not in ("embed", "token_embed"):
             raise UnsupportedTask("The model does not support the Embeddings API")
         truncation = truncation or TruncationParams()
         truncation.validate(self.max_model_len)
-        prompts = self.builder.singles(texts, truncation, is_query=False)
-        return self.runner.run(Task("embed", normalize=normalize), prompts, use_tqdm=use_tqdm), prompts
+        return truncation
 
     def submit_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None,
                      normalize: bool = True, priority: int = 0) -> WorkItem:
         """`embed` without waiting, for the server: the texts are tokenised on the model thread when their turn
         comes (`item.prompts` then holds them) and `item.future` gets the vectors."""
-        if self.info.task not in ("embed", "token_embed"):
-            raise UnsupportedTask("The model does not support the Embeddings API")
-        truncation = truncation or TruncationParams()
-        truncation.validate(self.max_model_len)
+        truncation = self._embed_truncation(truncation)
         texts = list(texts)
         return self.runner.submit(Task("embed", normalize=normalize), [], priority,
                                   prepare=partial(self.builder.singles, texts, truncation, is_query=False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -45,26 +46,19 @@ class ServerState:
         still queued in the engine is dropped when that client disconnects."""
         if request is None:
             return await self.worker.call(fn, *args, **kwargs)
-        scope = CancelScope()
-        watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, scope))
-        try:
+        async with _cancelled_on_disconnect(request) as scope:
             return await self.worker.call(fn, *args, scope=scope, **kwargs)
-        finally:
-            watcher.cancel()
 
     async def wait(self, item, request: Request) -> Any:
         """The result of engine work submitted straight from the event loop (an engine WorkItem), without a
         worker thread in between; dropped before it runs when the client disconnects or this task is cancelled."""
-        scope = CancelScope()
-        scope.add(item)
-        watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, scope))
-        try:
-            return await asyncio.wrap_future(item.future)
-        except asyncio.CancelledError:
-            item.cancel()
-            raise
-        finally:
-            watcher.cancel()
+        async with _cancelled_on_disconnect(request) as scope:
+            scope.add(item)
+            try:
+                return await asyncio.wrap_future(item.future)
+            except asyncio.CancelledError:
+                item.cancel()
+                raise
 
     def check_model(self, name: str | None, with_aliases: bool = False) -> None:
         if not name or name in self.served_model_names:
@@ -77,6 +71,17 @@ class ServerState:
     def count_tokens(self, route: str, n: int) -> None:
         if self.metrics is not None:
             self.metrics.tokens.labels(route=route).inc(n)
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_on_disconnect(request: Request):
+    """A CancelScope that is cancelled if the client goes away while the block runs."""
+    scope = CancelScope()
+    watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, scope))
+    try:
+        yield scope
+    finally:
+        watcher.cancel()
 
 
 async def _cancel_on_disconnect(receive, scope: CancelScope) -> None:
