@@ -263,8 +263,11 @@ def _check_real(ours, hf, vocab):
     ours_lp = torch.log_softmax(ours.logits(hidden[rows, last]), -1)
     ref_lp = torch.log_softmax(ref_logits[rows, last], -1)
     d_lp = (ours_lp - ref_lp).abs().max().item()
-    print(f"max |hidden diff| {d_hidden:.2e}, max |last log-softmax diff| {d_lp:.2e}")
-    assert d_hidden < 1e-4
+    scale = ref[mask.bool()].abs().max().item()
+    print(f"max |hidden diff| {d_hidden:.2e} (activation scale {scale:.0f}), max |last log-softmax diff| {d_lp:.2e}")
+    # Exact (0) when both sides multiply with MKL; oneDNN's matmul (models/gemm.py, the faster one on AMD CPUs)
+    # rounds differently: 1.6e-4 on SmolLM2's final hidden states of scale 38, i.e. 4e-6 of the scale.
+    assert d_hidden <= 1e-5 * scale
     assert d_lp < 1e-4
     # Prefix reuse on real weights. In fp32 it differs from the full run only by rounding, which grows with the
     # activation scale (Gemma's residual stream reaches ~500; batch-of-1 vs batched full runs differ as much),

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import gemm
 from .decoder_layers import (
     Attention,
     AttentionSpec,
@@ -266,7 +267,7 @@ class DecoderModel(nn.Module):
             raise ValueError("this checkpoint has no language-model head (it is a sequence classifier)")
         if rows is not None:
             weight = weight.index_select(0, rows.to(weight.device))
-        out = F.linear(hidden, weight)
+        out = gemm.linear(hidden, weight)
         cap = self.final_logit_softcapping
         return out if cap is None else torch.tanh(out / cap) * cap
 

@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
+from scorekit.models import gemm
+
 SUPPORTED_MODEL_TYPES = {"bert": "arange", "roberta": "after_padding", "xlm-roberta": "after_padding"}
 # Base-model prefixes used by *ForSequenceClassification checkpoints (XLM-R also uses "roberta.").
 _BASE_PREFIXES = ("bert.", "roberta.")
@@ -44,18 +46,11 @@ class _Workspace:
         self.ffn = x.new_empty(tokens, intermediate)
 
 
-def _column_major(weight: Tensor) -> Tensor:
-    """The same [out, in] weight stored transposed, so that `weight.t()` — the [in, out] operand of `x @ W^T`
-    — is contiguous. Measured on MiniLM with one torch thread: 9-10% less CPU per text for forwards of 1-3
-    short rows (a server's single-text requests, where reading the weights is most of the cost), no change at
-    8 rows and more, and bit-identical outputs (same MKL sgemm, other operand layout)."""
-    return weight.t().contiguous().t()
-
-
 def _linear(linear: nn.Module, x: Tensor, out: Tensor) -> Tensor:
+    """`linear(x)`, written into `out` where the backend can (use the returned tensor)."""
     if type(linear) is not nn.Linear:  # int8: a torch.ao dynamic quantized Linear brings its own kernel
         return out.copy_(linear(x))
-    return torch.addmm(linear.bias, x, linear.weight.t(), out=out)
+    return gemm.linear(x, linear.weight, linear.bias, out=out)
 
 
 class _EncoderLayer(nn.Module):
@@ -179,7 +174,7 @@ class EncoderModel(nn.Module):
         model.load_state_dict({k: v.to(dtype).contiguous() for k, v in ours.items()}, strict=True, assign=True)
         for layer in model.layers:
             for linear in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out):
-                linear.weight = nn.Parameter(_column_major(linear.weight), requires_grad=False)
+                linear.weight = nn.Parameter(gemm.column_major(linear.weight), requires_grad=False)
         return model.requires_grad_(False).eval()
 
     # ---- inference -----------------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""The CPU matmul backend (models/gemm.py): MKL and oneDNN both compute fp32 Linear layers to fp32 accuracy, agree
+with each other on real models, and the choice between them can be forced."""
+
+import pytest
+import torch
+
+from scorekit.models import gemm
+
+pytestmark = pytest.mark.skipif(not gemm._onednn_available(), reason="this torch build has no oneDNN linear")
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """Force one backend for the test's duration (the per-process choice is cached)."""
+    def force(name: str) -> None:
+        monkeypatch.setattr(gemm, "cpu_backend", lambda: name)
+    return force
+
+
+@pytest.mark.parametrize("name", ["mkl", "onednn"])
+@pytest.mark.parametrize("shape", [(1, 384, 1152), (29, 384, 1536), (300, 1536, 384), (7, 896, 4864)])
+def test_linear_is_fp32_accurate(backend, name, shape):
+    rows, inp, out = shape
+    gen = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, inp, generator=gen)
+    weight = gemm.column_major(torch.randn(out, inp, generator=gen) / inp ** 0.5)
+    bias = torch.randn(out, generator=gen)
+    exact = x.double() @ weight.double().t() + bias.double()
+    backend(name)
+    y = gemm.linear(x, weight, bias)
+    assert y.dtype == torch.float32 and y.shape == (rows, out)
+    # fp32 accumulation over `inp` terms: both backends stay within a few 1e-6 of float64 here.
+    assert float((y.double() - exact).abs().max()) < 2e-5
+
+
+@pytest.mark.parametrize("name", ["mkl", "onednn"])
+def test_linear_shapes_bias_and_out(backend, name):
+    backend(name)
+    x, weight = torch.randn(2, 5, 16), torch.randn(8, 16)
+    torch.testing.assert_close(gemm.linear(x, weight), torch.nn.functional.linear(x, weight))
+    assert gemm.linear(torch.randn(0, 16), weight).shape == (0, 8)
+    buffer = torch.empty(5, 8)
+    bias = torch.randn(8)
+    y = gemm.linear(x[0], weight, bias, out=buffer)  # the returned tensor holds the result on either path
+    torch.testing.assert_close(y, torch.nn.functional.linear(x[0], weight, bias))
+
+
+def test_backend_can_be_forced(monkeypatch):
+    gemm.cpu_backend.cache_clear()
+    try:
+        for name in ("mkl", "onednn"):
+            monkeypatch.setenv("SCOREKIT_CPU_GEMM", name)
+            gemm.cpu_backend.cache_clear()
+            assert gemm.cpu_backend() == name
+        monkeypatch.delenv("SCOREKIT_CPU_GEMM")
+        gemm.cpu_backend.cache_clear()
+        assert gemm.cpu_backend() in ("mkl", "onednn")  # measured
+    finally:
+        gemm.cpu_backend.cache_clear()
+
+
+def test_minilm_embeddings_agree_across_backends(backend, minilm_llm):
+    texts = ["What is the capital of France?", "Paris is the capital and largest city of France.",
+             "Bananas are yellow.", "A much longer sentence about rivers, bridges and the history of Paris " * 3]
+    vectors = {}
+    for name in ("mkl", "onednn"):
+        backend(name)
+        vectors[name] = torch.tensor([o.outputs.embedding for o in minilm_llm.embed(texts, use_tqdm=False)])
+    assert float((vectors["mkl"] - vectors["onednn"]).abs().max()) < 1e-5
+
+
+def test_smollm2_next_token_agrees_across_backends(backend, smollm2_llm):
+    tok = smollm2_llm.get_tokenizer()
+    labels = [tok.encode(" yes", add_special_tokens=False)[0], tok.encode(" no", add_special_tokens=False)[0]]
+    items = [" Paris is the capital of France.", " Bananas are yellow."]
+    scores = {}
+    for name in ("mkl", "onednn"):
+        backend(name)
+        out = smollm2_llm.generative_score("Is this about France? Answer:", items, labels, apply_softmax=False,
+                                           use_tqdm=False)
+        scores[name] = torch.tensor([o.outputs.score for o in out])
+    assert float((scores["mkl"] - scores["onednn"]).abs().max()) < 1e-5
