@@ -312,3 +312,28 @@ def test_prepared_work_is_built_on_the_model_thread_and_a_failure_stays_with_its
     assert built_on and all(name.startswith("scorekit-engine") for name in built_on)
     assert scheduler.queued_prompts == 0
     scheduler.stop()
+
+
+def test_idle_model_threads_share_queued_requests_fairly():
+    """Eight single-text requests queued at once with two idle model threads: each thread takes four. Before,
+    the first thread to wake took all eight and the other core waited (serve_load at concurrency 8)."""
+    sizes, threads = [], set()
+    both_running = threading.Barrier(2, timeout=5)  # only passes if two threads run groups at the same time
+
+    def execute(task, prompts, on_progress):
+        sizes.append(len(prompts))
+        threads.add(threading.current_thread().name)
+        both_running.wait()
+        return [len(p) for p in prompts]
+
+    scheduler = Scheduler(execute, model_threads=2)
+    with scheduler._cond:
+        scheduler._ensure_threads()
+    deadline = time.monotonic() + 5
+    while scheduler._idle < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with scheduler._cond:  # all eight are queued before either thread wakes
+        items = [scheduler.submit(Task("embed"), [_prompt(k + 1)]) for k in range(8)]
+    assert [w.future.result(10) for w in items] == [[k + 1] for k in range(8)]
+    assert sorted(sizes) == [4, 4] and len(threads) == 2
+    scheduler.stop()

@@ -81,6 +81,7 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self._group = threading.local()  # per model thread: the urgency of the group it is running
         self._stopped = False
+        self._idle = 0  # model threads waiting for work in _next
 
     # -- callers ---------------------------------------------------------------------------------------
     def submit(self, task, prompts: Sequence[Prompt], priority: int = 0,
@@ -155,13 +156,41 @@ class Scheduler:
                     if len(taken) < getattr(self._group, "served", 0):
                         left = self._group.gather_until - time.monotonic()
                         if left > 0:
-                            self._cond.wait(left)
+                            self._idle_wait(left)
                             continue
-                    self._queue = [w for w in self._queue if w.task != first.task]
+                    taken = self._my_share(taken)
+                    chosen = {id(w) for w in taken}
+                    self._queue = [w for w in self._queue if id(w) not in chosen]
                     self._queued_prompts -= sum(w.queued for w in taken)
+                    if self._queue and self._idle:
+                        self._cond.notify()  # an idle model thread takes what this one left
                     return taken
-                self._cond.wait()
+                self._idle_wait(None)
             return None
+
+    def _idle_wait(self, timeout: float | None) -> None:
+        self._idle += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._idle -= 1
+
+    def _my_share(self, items: list[WorkItem]) -> list[WorkItem]:
+        """The most urgent items of one task, as many as make this thread's fair part of their prompts when
+        other model threads are idle too; all of them otherwise. Without it the first thread to wake took all
+        eight single-text requests at concurrency 8 and ran them alone while the other core waited, and the
+        two threads settled into taking turns (bench/serve_load.py: 1.05 of 2 cores busy on the model)."""
+        if not self._idle or len(items) == 1:
+            return items
+        items = sorted(items, key=lambda w: w.urgency)
+        part = sum(max(w.queued, 1) for w in items) / (self._idle + 1)
+        share, prompts = [], 0
+        for item in items:
+            if share and prompts >= part:
+                break
+            share.append(item)
+            prompts += max(item.queued, 1)
+        return share
 
     def _loop(self) -> None:
         if self.torch_threads is not None:
