@@ -2,9 +2,10 @@
 
     python bench/serve_load.py [--requests 2000] [--concurrency 1 8 32] [--skip-infinity]
 
-Each server runs as a subprocess on a free loopback port; a separate client process (asyncio + one pooled
-httpx.AsyncClient, `concurrency` requests in flight) sends `requests` single-text OpenAI-style embedding
-requests and measures throughput and p50/p99 latency. Both servers stay up for the whole run and take turns,
+Each server runs as a subprocess on a free loopback port; a separate client process (bench/load_client.py:
+`concurrency` keep-alive HTTP/1.1 connections, one request in flight on each; `--client httpx` for httpx's
+AsyncClient instead) sends `requests` single-text OpenAI-style embedding requests and measures throughput and
+p50/p99 latency. Both servers stay up for the whole run and take turns,
 in alternating order per concurrency, so machine drift hits both alike. The offline rate — one
 `scorekit.LLM().embed(texts)` call on the same texts in this process, rounds before and after the loads — is
 the yardstick: each server's throughput is also shown as a fraction of it. On a 2-core machine the client competes with the server for the CPU, as a real co-located client would:
@@ -22,7 +23,6 @@ cannot be set up or started, the script says why and reports scorekit alone.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import math
 import multiprocessing as mp
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common  # noqa: F401  (sets up the path and offline mode)
+import load_client
 from common import record, sentences, timed
 
 HERE = Path(__file__).resolve().parent
@@ -55,71 +56,13 @@ def load_texts(n: int) -> list[str]:
     return [pool[i % len(pool)] for i in range(n)]
 
 
-# -- the client process -----------------------------------------------------------------------------------------
+# -- the client process (bench/load_client.py) -------------------------------------------------------------
 
-def _client_main(conn, url: str, texts: list[str], concurrency: int, warmup: int, max_seconds: float) -> None:
-    """Runs in a spawned process: sends the load and sends back latencies (s), wall seconds, errors, CPU seconds."""
-    try:
-        conn.send(asyncio.run(_load(url, texts, concurrency, warmup, max_seconds)))
-    except BaseException as exc:  # noqa: BLE001 - the parent must hear about it
-        conn.send({"fatal": f"{type(exc).__name__}: {exc}"})
-    finally:
-        conn.close()
-
-
-async def _load(url: str, texts: list[str], concurrency: int, warmup: int, max_seconds: float) -> dict:
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    errors: list[str] = []
-    failures = [0]
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
-        async def one(text: str) -> None:
-            start = time.perf_counter()
-            try:
-                resp = await client.post(url, json={"input": text, "model": MODEL_NAME})
-                ok = resp.status_code == 200
-                if not ok and len(errors) < 5:
-                    errors.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
-            except httpx.HTTPError as exc:
-                ok = False
-                if len(errors) < 5:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-            if ok:
-                latencies.append(time.perf_counter() - start)
-            else:
-                failures[0] += 1
-
-        # Warm-up: open the pooled connections and let both sides settle; not counted.
-        await asyncio.gather(*(one(texts[i % len(texts)]) for i in range(warmup)))
-        latencies.clear()
-        failures[0] = 0
-        errors.clear()
-
-        next_index = 0
-        deadline = time.perf_counter() + max_seconds
-
-        async def worker() -> None:
-            nonlocal next_index
-            while next_index < len(texts) and time.perf_counter() < deadline:
-                i = next_index
-                next_index += 1
-                await one(texts[i])
-
-        cpu0 = time.process_time()
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-        cpu = time.process_time() - cpu0
-    return {"latencies": latencies, "failures": failures[0], "errors": errors, "wall": wall, "client_cpu": cpu,
-            "sent": next_index, "timed_out": next_index < len(texts)}
-
-
-def run_client(url: str, texts: list[str], concurrency: int, max_seconds: float) -> dict:
+def run_client(url: str, texts: list[str], concurrency: int, max_seconds: float, client: str = "raw") -> dict:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_main, args=(child, url, texts, concurrency, max(16, 2 * concurrency), max_seconds),
+    proc = ctx.Process(target=load_client.client_main,
+                       args=(child, url, texts, MODEL_NAME, concurrency, max(16, 2 * concurrency), max_seconds, client),
                        name=f"serve_load-client-c{concurrency}")
     proc.start()
     child.close()
@@ -300,10 +243,11 @@ def engine_counters(server: Server) -> tuple[float, float] | None:
     return (float(values["batches"]), float(values["sequences"])) if len(values) == 2 else None
 
 
-def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: float, max_seconds: float) -> dict:
+def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: float, max_seconds: float,
+              client: str) -> dict:
     counters0 = engine_counters(server)
     cpu0 = cpu_seconds(server.proc.pid)
-    result = run_client(server.base + server.route, texts, concurrency, max_seconds)
+    result = run_client(server.base + server.route, texts, concurrency, max_seconds, client)
     server_cpu = cpu_seconds(server.proc.pid) - cpu0
     counters1 = engine_counters(server)
     lat = sorted(result["latencies"])
@@ -364,6 +308,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="the load generator: raw HTTP/1.1 keep-alive connections (~0.1 ms CPU per request) "
+                             "or httpx.AsyncClient (~1.2 ms)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="in-process rounds before the loads (one more runs after them; the median is used)")
     parser.add_argument("--max-seconds", type=float, default=180.0,
@@ -429,7 +376,8 @@ def main() -> None:
             order = list(servers) if k % 2 == 0 else list(reversed(servers))
             for name in order:
                 try:
-                    rows[name].append(load_once(servers[name], texts, c, offline_rate, args.max_seconds))
+                    rows[name].append(load_once(servers[name], texts, c, offline_rate, args.max_seconds,
+                                                args.client))
                 except Exception as exc:  # noqa: BLE001
                     if name == "scorekit":
                         raise
@@ -499,7 +447,7 @@ def main() -> None:
         print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: not measured (infinity: {infinity_status})")
 
     record("serve_load", {
-        "requests": len(texts), "concurrency": args.concurrency, "torch_threads": threads, "cpu_count": os.cpu_count(),
+        "requests": len(texts), "concurrency": args.concurrency, "client": args.client, "torch_threads": threads, "cpu_count": os.cpu_count(),
         "other_busy_cores_before_after": [busy_before, busy_after],
         "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds_s": offline_times,
                        "cpu_ms_per_text": offline_cpu_ms},
