@@ -80,3 +80,24 @@ def test_smollm2_next_token_agrees_across_backends(backend, smollm2_llm):
                                            use_tqdm=False)
         scores[name] = torch.tensor([o.outputs.score for o in out])
     assert float((scores["mkl"] - scores["onednn"]).abs().max()) < 1e-5
+
+
+def test_padded_rows_are_few_fixed_sizes_with_little_padding():
+    rows = range(16, 20_000)
+    sizes = {gemm.padded_rows(n) for n in rows}
+    assert len(sizes) < 140  # well inside oneDNN's 1,024-kernel cache, for each weight shape
+    assert all(n <= gemm.padded_rows(n) <= n + max(7, n // 16) for n in rows)
+    assert all(gemm.padded_rows(s) == s for s in sizes)  # a padded size needs no more padding
+
+
+def test_the_encoder_gives_onednn_only_fixed_row_counts(backend, monkeypatch, minilm_llm):
+    """Batches of every size reach the matmuls with padded row counts only, and padding changes no result."""
+    backend("onednn")
+    seen = set()
+    real = gemm._onednn
+    monkeypatch.setattr(gemm, "_onednn", lambda x, w, b: seen.add(x.shape[0]) or real(x, w, b))
+    texts = [" ".join(["river"] * (1 + i % 13)) for i in range(40)]
+    batched = torch.tensor([o.outputs.embedding for o in minilm_llm.embed(texts, use_tqdm=False)])
+    alone = torch.tensor([minilm_llm.embed([t], use_tqdm=False)[0].outputs.embedding for t in texts[:8]])
+    assert seen and all(gemm.padded_rows(n) == n for n in seen)
+    assert float((batched[:8] - alone).abs().max()) < 1e-5

@@ -38,10 +38,11 @@ class _Workspace:
     them mmap serves, the more it saves).
     """
 
-    def __init__(self, x: Tensor, intermediate: int):
+    def __init__(self, x: Tensor, intermediate: int, real_rows: int):
         tokens, hidden = x.shape
         self.qkv = x.new_empty(tokens, 3 * hidden)
         self.attn = x.new_empty(tokens, hidden)
+        self.attn[real_rows:] = 0  # padding rows (gemm.rows_for): no attention writes them; keep them finite
         self.sum = x.new_empty(tokens, hidden)  # pre-LayerNorm residual sum, twice per layer
         self.ffn = x.new_empty(tokens, intermediate)
 
@@ -67,14 +68,18 @@ class _EncoderLayer(nn.Module):
         self.ffn_out = nn.Linear(intermediate, hidden)
         self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
 
-    def forward(self, x: Tensor, spans: list[tuple[int, int]], work: _Workspace, first_only: bool = False) -> Tensor:
-        """`x` holds the real tokens of every row back to back; row i is x[start:end] for spans[i].
+    def forward(self, x: Tensor, spans: list[tuple[int, int]], work: _Workspace,
+                first_rows: list[int] | None = None) -> Tensor:
+        """`x` holds the real tokens of every row back to back (then padding rows); row i is x[start:end] for
+        spans[i].
 
-        With `first_only`, only each row's first token comes out ([rows, H]); it still attends to every token.
+        With `first_rows` (each row's first token, then padding), only those tokens come out; they still attend
+        to every token of their row.
         """
+        first_only = first_rows is not None
         qkv = _linear(self.qkv, x, work.qkv)
         if first_only:
-            x = x[[start for start, _ in spans]]
+            x = x[first_rows]
         attn = work.attn[: x.shape[0]]
         for row, (start, end) in enumerate(spans):
             # Each row attends over its own tokens only: no padding and no mask to apply.
@@ -234,10 +239,16 @@ class EncoderModel(nn.Module):
 
         ends = attention_mask.sum(1).cumsum(0).tolist()
         spans = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
-        work = _Workspace(x, self.intermediate_size)
+        starts = [start for start, _ in spans]
+        tokens = x.shape[0]
+        # Zero rows up to one of the matmul's fixed sizes (gemm.rows_for); they never mix with real tokens.
+        if gemm.rows_for(tokens, x) > tokens:
+            x = torch.cat([x, x.new_zeros(gemm.rows_for(tokens, x) - tokens, x.shape[1])])
+        first_rows = starts + starts[:1] * (gemm.rows_for(len(starts), x) - len(starts)) if first_only else None
+        work = _Workspace(x, self.intermediate_size, tokens)
         for i, layer in enumerate(self.layers):
-            x = layer(x, spans, work, first_only=first_only and i == len(self.layers) - 1)
-        return x, (real[[start for start, _ in spans]] if first_only else real)
+            x = layer(x, spans, work, first_rows if i == len(self.layers) - 1 else None)
+        return x[: len(starts) if first_only else tokens], (real[starts] if first_only else real)
 
 
 # ---- state-dict mapping (HF names -> ours) -------------------------------------------------------------
