@@ -17,6 +17,7 @@ import scorekit
 from scorekit.server import docs, errors
 from scorekit.server.auth import ApiKeyAuth
 from scorekit.server.deps import require_json
+from scorekit.server.fast_lane import FastLane
 from scorekit.server.metrics import Metrics
 from scorekit.server.protocol import (
     ClassificationRequest,
@@ -63,7 +64,8 @@ def build_app(llm, served_model_names: Sequence[str] | None = None, api_keys: Se
     app.state.scorekit = state
     errors.install(app)
 
-    guard = [Depends(ApiKeyAuth(api_keys))]
+    auth = ApiKeyAuth(api_keys)
+    guard = [Depends(auth)]
     post_guard = guard + [Depends(require_json)]
     task = llm.info.task
     handlers = []
@@ -90,6 +92,8 @@ def build_app(llm, served_model_names: Sequence[str] | None = None, api_keys: Se
     app.include_router(state.metrics.router())
     docs.install(app, "scorekit")
 
+    if task == "embed":  # innermost of ours: metrics and request ids see its requests too
+        app.add_middleware(FastLane, state=state, auth=auth, routes={"/v1/embeddings": (EmbeddingRequest, do_embeddings)})
     app.add_middleware(state.metrics.middleware)
     if enable_request_id_headers:
         app.add_middleware(request_id_header)

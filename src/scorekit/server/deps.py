@@ -9,10 +9,14 @@ from fastapi import Request
 from scorekit.server.errors import MediaTypeError
 
 
+def is_json(content_type: str | None) -> bool:
+    """application/json, case-insensitive, parameters after `;` ignored."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
 async def require_json(request: Request) -> None:
-    """POST bodies must be application/json (case-insensitive, parameters after `;` ignored) — else 400."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
+    """POST bodies must be application/json — else 400."""
+    if not is_json(request.headers.get("content-type")):
         raise MediaTypeError()
 
 

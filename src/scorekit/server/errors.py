@@ -103,12 +103,26 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"{type(exc).__name__}: {sanitise(str(exc))}", "InternalServerError")
 
 
+_HANDLERS = (
+    (RequestValidationError, _request_validation),
+    (MediaTypeError, _media_type),
+    (Unauthorized, _unauthorized),
+    (ScoreKitError, _scorekit),
+    (NotImplementedError, _not_implemented),
+    (ValueError, _value),
+    (TypeError, _value),
+    (Exception, _unexpected),
+)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(MediaTypeError, _media_type)
-    app.add_exception_handler(Unauthorized, _unauthorized)
-    app.add_exception_handler(ScoreKitError, _scorekit)
-    app.add_exception_handler(NotImplementedError, _not_implemented)
-    app.add_exception_handler(ValueError, _value)
-    app.add_exception_handler(TypeError, _value)
-    app.add_exception_handler(Exception, _unexpected)
+    for exc_type, handler in _HANDLERS:
+        app.add_exception_handler(exc_type, handler)
+
+
+async def respond(request: Request, exc: Exception) -> JSONResponse:
+    """The error response `install`'s handlers give, for code that runs outside FastAPI's exception handling
+    (the fast lane): the handler of the first class along the exception's MRO, as Starlette looks it up."""
+    handlers = dict(_HANDLERS)
+    handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+    return await handler(request, exc)
