@@ -101,3 +101,18 @@ def test_the_encoder_gives_onednn_only_fixed_row_counts(backend, monkeypatch, mi
     alone = torch.tensor([minilm_llm.embed([t], use_tqdm=False)[0].outputs.embedding for t in texts[:8]])
     assert seen and all(gemm.padded_rows(n) == n for n in seen)
     assert float((batched[:8] - alone).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["mkl", "onednn"])
+def test_fused_gelu_and_residual_add_match_the_unfused_maths(backend, name):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(48, 384, generator=gen)
+    weight = gemm.column_major(torch.randn(1536, 384, generator=gen) / 20)
+    bias = torch.randn(1536, generator=gen)
+    residual = torch.randn(48, 1536, generator=gen)
+    exact = x.double() @ weight.double().t() + bias.double()
+    backend(name)
+    gelu = gemm.linear_gelu(x, weight, bias, out=torch.empty(48, 1536))
+    added = gemm.linear_add(x, weight, bias, residual, out=torch.empty(48, 1536))
+    assert float((gelu.double() - torch.nn.functional.gelu(exact)).abs().max()) < 2e-5
+    assert float((added.double() - (exact + residual.double())).abs().max()) < 2e-5

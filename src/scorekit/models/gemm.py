@@ -122,3 +122,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, out: Tensor | 
     if bias is None:
         return torch.mm(x, weight.t(), out=out)
     return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
+    """`gelu(linear(x))` with the exact (erf) GELU of HF's "gelu": fused into oneDNN's matmul as a post-op (one
+    pass less over a BERT layer's largest tensor), else applied in place after MKL's."""
+    if _uses_onednn(x, x.numel() // x.shape[-1] if x.shape[-1] else 0):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+    return torch.ops.aten.gelu_(linear(x, weight, bias, out=out))
+
+
+def linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor, out: Tensor | None = None) -> Tensor:
+    """`linear(x) + residual`, the sum rounded in the same order as `(x @ W^T + b) + residual`: fused into
+    oneDNN's matmul as a post-op, else added in place after MKL's."""
+    if _uses_onednn(x, x.numel() // x.shape[-1] if x.shape[-1] else 0):
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+    return linear(x, weight, bias, out=out).add_(residual)
