@@ -93,6 +93,11 @@ def padded_rows(rows: int) -> int:
     return -(-rows // step) * step
 
 
+def _rows(x: Tensor) -> int:
+    """Rows of a [..., in] input as the matmul sees it (all leading dimensions flattened)."""
+    return x.numel() // x.shape[-1] if x.shape[-1] else 0
+
+
 def _uses_onednn(x: Tensor, rows: int) -> bool:
     return rows >= _MIN_ONEDNN_ROWS and x.device.type == "cpu" and x.dtype == torch.float32 and cpu_backend() == "onednn"
 
@@ -113,9 +118,10 @@ def column_major(weight: Tensor) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """`x @ weight.T + bias`, on the faster CPU backend for float32 (give it `rows_for` rows); other devices and
-    dtypes go to torch's own kernels. Use the returned tensor: `out` is a buffer that MKL's path writes into, while oneDNN's op has no
-    out= form and returns a new tensor (copying it into `out` would cost a pass over it for nothing)."""
-    if _uses_onednn(x, x.numel() // x.shape[-1] if x.shape[-1] else 0):
+    dtypes go to torch's own kernels. Use the returned tensor: `out` is a buffer that MKL's path writes into,
+    while oneDNN's op has no out= form and returns a new tensor (copying it into `out` would cost a pass over
+    it for nothing)."""
+    if _uses_onednn(x, _rows(x)):
         return _onednn(x, weight, bias)
     if out is None:
         return torch.nn.functional.linear(x, weight, bias)
@@ -127,7 +133,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, out: Tensor | 
 def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
     """`gelu(linear(x))` with the exact (erf) GELU of HF's "gelu": fused into oneDNN's matmul as a post-op (one
     pass less over a BERT layer's largest tensor), else applied in place after MKL's."""
-    if _uses_onednn(x, x.numel() // x.shape[-1] if x.shape[-1] else 0):
+    if _uses_onednn(x, _rows(x)):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
     return torch.ops.aten.gelu_(linear(x, weight, bias, out=out))
 
@@ -135,6 +141,6 @@ def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | No
 def linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor, out: Tensor | None = None) -> Tensor:
     """`linear(x) + residual`, the sum rounded in the same order as `(x @ W^T + b) + residual`: fused into
     oneDNN's matmul as a post-op, else added in place after MKL's."""
-    if _uses_onednn(x, x.numel() // x.shape[-1] if x.shape[-1] else 0):
+    if _uses_onednn(x, _rows(x)):
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
     return linear(x, weight, bias, out=out).add_(residual)
