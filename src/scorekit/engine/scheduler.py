@@ -159,8 +159,8 @@ class Scheduler:
                             self._idle_wait(left)
                             continue
                     taken = self._my_share(taken)
-                    chosen = {id(w) for w in taken}
-                    self._queue = [w for w in self._queue if id(w) not in chosen]
+                    chosen = set(taken)  # WorkItems hash by identity (eq=False)
+                    self._queue = [w for w in self._queue if w not in chosen]
                     self._queued_prompts -= sum(w.queued for w in taken)
                     if self._queue and self._idle:
                         self._cond.notify()  # an idle model thread takes what this one left

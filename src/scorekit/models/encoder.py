@@ -248,8 +248,9 @@ class EncoderModel(nn.Module):
         starts = [start for start, _ in spans]
         tokens = x.shape[0]
         # Zero rows up to one of the matmul's fixed sizes (gemm.rows_for); they never mix with real tokens.
-        if gemm.rows_for(tokens, x) > tokens:
-            x = torch.cat([x, x.new_zeros(gemm.rows_for(tokens, x) - tokens, x.shape[1])])
+        padding = gemm.rows_for(tokens, x) - tokens
+        if padding:
+            x = torch.cat([x, x.new_zeros(padding, x.shape[1])])
         first_rows = starts + starts[:1] * (gemm.rows_for(len(starts), x) - len(starts)) if first_only else None
         work = _Workspace(x, self.intermediate_size, tokens)
         for i, layer in enumerate(self.layers):
