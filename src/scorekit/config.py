@@ -72,7 +72,7 @@ class ServerConfig:
     enable_request_id_headers: bool = False
     # Limits: each one is a flag, and each refusal a 413 that names it. Generous for real RAG (a 1 × 2,000
     # rerank of 2,000-character documents is ~4 MB of JSON), strict enough that no one request takes the machine.
-    max_request_bytes: int = 32 * 1024 * 1024
+    max_request_bytes: int = 16 * 1024 * 1024
     max_client_batch_size: int = 10_000  # inputs in one request (documents, texts, items), as TEI names it
     timeout_graceful_shutdown: float = 30.0  # seconds in-flight requests get after SIGTERM
     disable_uvicorn_access_log: bool = False
