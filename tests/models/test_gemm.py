@@ -10,11 +10,11 @@ pytestmark = pytest.mark.skipif(not gemm._onednn_available(), reason="this torch
 
 
 @pytest.fixture
-def backend(monkeypatch):
-    """Force one backend for the test's duration (the per-process choice is cached)."""
-    def force(name: str) -> None:
-        monkeypatch.setattr(gemm, "cpu_backend", lambda: name)
-    return force
+def backend():
+    """Force one backend for the test's duration through the real switch; the process's choice comes back after."""
+    before = gemm.cpu_backend()
+    yield gemm.set_cpu_backend
+    gemm.set_cpu_backend(before)
 
 
 @pytest.mark.parametrize("name", ["mkl", "onednn"])
@@ -45,18 +45,21 @@ def test_linear_shapes_bias_and_out(backend, name):
     torch.testing.assert_close(y, torch.nn.functional.linear(x[0], weight, bias))
 
 
-def test_backend_can_be_forced(monkeypatch):
-    gemm.cpu_backend.cache_clear()
-    try:
-        for name in ("mkl", "onednn"):
-            monkeypatch.setenv("SCOREKIT_CPU_GEMM", name)
-            gemm.cpu_backend.cache_clear()
-            assert gemm.cpu_backend() == name
-        monkeypatch.delenv("SCOREKIT_CPU_GEMM")
-        gemm.cpu_backend.cache_clear()
-        assert gemm.cpu_backend() in ("mkl", "onednn")  # measured
-    finally:
-        gemm.cpu_backend.cache_clear()
+def test_backend_can_be_forced_and_auto_returns_to_the_rule(backend, monkeypatch):
+    monkeypatch.delenv(gemm.ENV, raising=False)
+    for name in ("mkl", "onednn"):
+        assert backend(name) == (name, "set explicitly")
+        assert gemm.cpu_backend() == name
+    ruled, why = backend("auto")
+    assert gemm.cpu_backend() == ruled and why.startswith("rule for ")
+    with pytest.raises(ValueError, match="cpu_gemm='blas'"):
+        backend("blas")
+    assert gemm.cpu_backend() == ruled  # a refused value changes nothing
+
+
+def test_measure_cpu_backends_times_both():
+    times = gemm.measure_cpu_backends(rows=16, inp=64, out=128, rounds=2)
+    assert set(times) == {"mkl", "onednn"} and all(0 < t < 1 for t in times.values())
 
 
 def test_minilm_embeddings_agree_across_backends(backend, minilm_llm):

@@ -1,22 +1,33 @@
-"""The fp32 matrix multiply behind every Linear of our own models on a CPU: MKL's sgemm or oneDNN's, whichever
-this CPU runs faster.
+"""The fp32 matrix multiply behind every Linear of our own models on a CPU: MKL's sgemm or oneDNN's, chosen by a
+fixed rule on the CPU's vendor, so that every run on one machine computes with the same kernels.
 
 torch sends a float32 `addmm` to MKL. On AMD CPUs MKL takes a slower code path: on the 2-core AMD EPYC
 (Zen 5, AVX-512) of our benchmarks its sgemm ran at ~100 GFLOP/s per core, while oneDNN (also inside every
 torch CPU build, and used by torch's own compiler for Linear layers) ran the same shapes 2.1-2.8x faster,
-from 30-token to 1,000-token inputs, for MiniLM and Qwen2.5-0.5B shapes alike. On Intel CPUs the two are
-close. So the choice is made by measuring both once per process, on one representative shape.
+from 30-token to 1,000-token inputs, for MiniLM and Qwen2.5-0.5B shapes alike. On Intel CPUs MKL is the
+faster: on a 2-core "Intel(R) Xeon(R) Processor" VM (AVX-512, torch 2.13, MKL 2024.2, oneDNN 3.12), over
+MiniLM's four Linear shapes (384->1152, 384->384, 384->1536, 1536->384) at 16, 64, 256, 1,024 and 4,096 rows,
+the summed best-of-15 times gave MKL 1.09x oneDNN's speed with one torch thread and 1.10x with two (oneDNN
+1.3-2x slower at 16 rows, never more than 4% faster at any shape). Hence the rule: AMD -> oneDNN, everything
+else -> MKL (torch's own default; on builds without MKL, torch's own BLAS), or MKL wherever torch has no oneDNN
+linear.
+
+The choice used to be made by timing both on the first Linear call, which made two runs of one machine differ
+near a tie; `measure_cpu_backends()` keeps that timing for benchmarks. Overrides, strongest first:
+`set_cpu_backend("mkl"|"onednn")` (what `scorekit.runtime.apply` does with `RuntimeSettings.cpu_gemm`), then the
+`SCOREKIT_CPU_GEMM=mkl|onednn` environment variable (`auto` or unset: the rule; anything else is an error). The
+choice and its reason are logged once, at INFO.
 
 Both are true fp32: against a float64 reference their errors are of the same order (oneDNN ~1.5x MKL's,
-~1e-6 relative), far below the 1e-5 our scores are checked to. `SCOREKIT_CPU_GEMM=mkl|onednn` forces one
-(tests use it to compare them); anything else, or unset, measures.
+~1e-6 relative), far below the 1e-5 our scores are checked to.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import platform
+import threading
 import time
 
 import torch
@@ -24,9 +35,13 @@ from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-_FORCE_ENV = "SCOREKIT_CPU_GEMM"
-# Prefer oneDNN only when it is clearly faster: near a tie, MKL (torch's own default) stays.
-_MIN_SPEEDUP = 1.15
+BACKENDS = ("mkl", "onednn")
+ENV = "SCOREKIT_CPU_GEMM"
+# Vendor strings as /proc/cpuinfo's vendor_id gives them; only vendors we measured have a rule of their own.
+_RULE = {"AuthenticAMD": "onednn", "GenuineIntel": "mkl"}
+
+_lock = threading.Lock()
+_choice: tuple[str, str] | None = None  # (backend, why), decided once unless set_cpu_backend changes it
 
 
 def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -37,7 +52,66 @@ def _onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-def _best_time(fn, rounds: int = 12) -> float:
+def cpu_identity() -> tuple[str, str]:
+    """(vendor, model name) of this machine's CPU: /proc/cpuinfo's vendor_id and model name on Linux, else what
+    `platform` knows ("" where nothing says)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    if fields:
+                        break  # the first processor's block is enough: all cores of a machine are alike
+                    continue
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields.get("vendor_id", ""), fields.get("model name", "") or platform.processor()
+
+
+def decide_cpu_backend() -> tuple[str, str]:
+    """(backend, why) from the SCOREKIT_CPU_GEMM override, else the vendor rule. Changes nothing."""
+    forced = os.environ.get(ENV, "").strip().lower()
+    if forced not in ("", "auto", *BACKENDS):
+        raise ValueError(f"{ENV}={os.environ[ENV]!r}: expected one of auto, mkl, onednn")
+    if forced in BACKENDS:
+        return _checked(forced, f"{ENV}={forced}")
+    vendor, model = cpu_identity()
+    if not _onednn_available():
+        return "mkl", "this torch build has no oneDNN linear"
+    return _RULE.get(vendor, "mkl"), f"rule for {vendor or 'an unknown vendor'} CPU ({model or 'model unknown'})"
+
+
+def _checked(name: str, why: str) -> tuple[str, str]:
+    if name == "onednn" and not _onednn_available():
+        raise ValueError(f"{why}: this torch build has no oneDNN linear (torch.ops.mkldnn._linear_pointwise)")
+    return name, why
+
+
+def cpu_backend() -> str:
+    """"onednn" or "mkl": the backend float32 Linear layers use on the CPU in this process (decided once)."""
+    choice = _choice  # read without the lock: this runs before every Linear
+    return choice[0] if choice is not None else set_cpu_backend(None)[0]
+
+
+def set_cpu_backend(name: str | None) -> tuple[str, str]:
+    """Fix the backend: "mkl" or "onednn" forces it; "auto" decides anew (environment, then rule); None decides
+    only if nothing did yet. Returns (backend, why) and logs the choice when it changes."""
+    global _choice
+    if name not in (None, "auto", *BACKENDS):
+        raise ValueError(f"cpu_gemm={name!r}: expected one of auto, mkl, onednn")
+    with _lock:
+        if name is None and _choice is not None:
+            return _choice
+        choice = _checked(name, "set explicitly") if name in BACKENDS else decide_cpu_backend()
+        if choice[0] != (_choice or ("",))[0]:
+            log.info("float32 Linear on CPU: %s (%s)", *choice)
+        _choice = choice
+        return choice
+
+
+def _best_time(fn, rounds: int) -> float:
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
@@ -46,34 +120,20 @@ def _best_time(fn, rounds: int = 12) -> float:
     return best
 
 
-@functools.cache
-def cpu_backend() -> str:
-    """"onednn" or "mkl": the backend float32 Linear layers use on the CPU in this process (decided once)."""
-    forced = os.environ.get(_FORCE_ENV, "").strip().lower()
-    if forced in ("mkl", "onednn"):
-        if forced == "onednn" and not _onednn_available():
-            log.warning("%s=onednn, but this torch build has no oneDNN linear; using MKL", _FORCE_ENV)
-            return "mkl"
-        return forced
-    if not _onednn_available():
-        return "mkl"
-    # A short-row shape of the FFN of a small encoder: what both serving and batch scoring run most.
+def measure_cpu_backends(rows: int = 64, inp: int = 384, out: int = 1536, rounds: int = 12) -> dict[str, float]:
+    """Best-of-`rounds` seconds of one [rows, inp] x [inp, out] fp32 Linear on each available backend, in our
+    column-major weight layout (default: a short-row MiniLM FFN shape). For benchmarks: it decides nothing."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 384, generator=generator)
-    weight = torch.randn(1536, 384, generator=generator).t().contiguous().t()  # our column-major layout
-    bias = torch.randn(1536, generator=generator)
-    try:
-        with torch.inference_mode():
-            _onednn(x, weight, bias)
-            torch.addmm(bias, x, weight.t())
-            onednn = _best_time(lambda: _onednn(x, weight, bias))
-            mkl = _best_time(lambda: torch.addmm(bias, x, weight.t()))
-    except RuntimeError as exc:  # a build whose oneDNN op refuses these inputs
-        log.warning("oneDNN linear failed (%s); using MKL", exc)
-        return "mkl"
-    choice = "onednn" if mkl > _MIN_SPEEDUP * onednn else "mkl"
-    log.info("float32 Linear on CPU: %s (MKL %.0f us, oneDNN %.0f us on 64x384x1536)", choice, 1e6 * mkl, 1e6 * onednn)
-    return choice
+    x = torch.randn(rows, inp, generator=generator)
+    weight = column_major(torch.randn(out, inp, generator=generator))
+    bias = torch.randn(out, generator=generator)
+    candidates = {"mkl": lambda: torch.addmm(bias, x, weight.t())}
+    if _onednn_available():
+        candidates["onednn"] = lambda: _onednn(x, weight, bias)
+    with torch.inference_mode():
+        for fn in candidates.values():
+            fn()  # oneDNN builds its kernel for the shape on the first call
+        return {name: _best_time(fn, rounds) for name, fn in candidates.items()}
 
 
 # oneDNN builds (and JIT-compiles) a kernel for every input shape it meets and keeps the last 1,024
