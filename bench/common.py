@@ -66,6 +66,21 @@ def print_table(title: str, medians: dict[str, float], baseline: str, work: floa
         print(f"{name:28s} {seconds:10.3f} {work / seconds:14.1f} {medians[baseline] / seconds:13.2f}x")
 
 
-def record(bench: str, payload: dict) -> None:
+def apply_runtime() -> dict:
+    """Opt in to scorekit's process-wide settings (scorekit/runtime.py) as `scorekit serve` does, before any model
+    is built, and print what is in force: the record of a run must say which matmul and CPU it measured."""
+    from scorekit import runtime
+
+    applied = runtime.apply()
+    print(f"runtime: {applied['cpu_model'] or 'CPU model unknown'} ({applied['cpu_vendor'] or 'vendor unknown'}); "
+          f"float32 CPU Linear on {applied['cpu_gemm']} ({applied['cpu_gemm_reason']}); malloc mmap threshold "
+          f"{applied['malloc_mmap_threshold']} ({applied['malloc']}); {applied['torch_threads']} torch threads")
+    return applied
+
+
+def record(bench: str, payload: dict, runtime: dict | None = None) -> None:
+    """Write bench/results/<bench>.json; `runtime` is what `apply_runtime()` returned in the measuring process."""
     RESULTS.mkdir(exist_ok=True)
+    if runtime is not None:
+        payload = {**payload, "runtime": runtime}
     (RESULTS / f"{bench}.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -13,7 +13,7 @@ import argparse
 import common  # noqa: F401
 import torch
 
-from common import compare, documents, print_table, record
+from common import apply_runtime, compare, documents, print_table, record
 
 OVERRIDES = {"architectures": ["Qwen2ForSequenceClassification"], "classifier_from_token": ["no", "yes"],
              "method": "from_2_way_softmax"}
@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    applied = apply_runtime()
     from transformers import AutoModelForCausalLM
 
     from scorekit import LLM
@@ -76,7 +77,8 @@ def main() -> None:
     print(f"target ≥ 3x transformers: {'met' if vs_hf >= 3 else 'NOT met'} ({vs_hf:.2f}x); "
           f"target ≥ 1.5x without sharing: {'met' if vs_unshared >= 1.5 else 'NOT met'} ({vs_unshared:.2f}x)")
     record("decoder_rerank", {"medians_s": medians, "ratio_vs_transformers": vs_hf, "ratio_vs_no_sharing": vs_unshared,
-                              "max_abs_diff": max_diff, "prefix_tokens": prefix, "targets": [3.0, 1.5]})
+                              "max_abs_diff": max_diff, "prefix_tokens": prefix, "targets": [3.0, 1.5]},
+           runtime=applied)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ import argparse
 import common  # noqa: F401  (sets up the path and offline mode)
 import torch
 
-from common import compare, print_table, record, sentences
+from common import apply_runtime, compare, print_table, record, sentences
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    applied = apply_runtime()
 
     from sentence_transformers import SentenceTransformer
 
@@ -52,7 +53,8 @@ def main() -> None:
           f"min cosine(int8 vector, fp32 vector) {1 - int8_cosine_dev:.5f}")
     print(f"target ≥ 1.3x: {'met' if ratio >= 1.3 else 'NOT met'} ({ratio:.2f}x)")
     record("embed", {"medians_s": medians, "ratio": ratio, "max_abs_diff": max_diff, "target": 1.3,
-                     "int8_max_score_deviation": int8_score_dev, "int8_min_vector_cosine": 1 - int8_cosine_dev})
+                     "int8_max_score_deviation": int8_score_dev, "int8_min_vector_cosine": 1 - int8_cosine_dev},
+           runtime=applied)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import common  # noqa: F401
 import torch
 
-from common import compare, record
+from common import apply_runtime, compare, record
 
 
 def encoder_flops(config, batch: int, seq: int) -> float:
@@ -24,6 +24,7 @@ def encoder_flops(config, batch: int, seq: int) -> float:
 
 
 def main() -> None:
+    applied = apply_runtime()
     from scorekit import LLM
     from scorekit.models import gemm
 
@@ -55,7 +56,7 @@ def main() -> None:
     record("roofline", {"matmul_gflops": matmul_rate / 1e9, "matmul_backend": roof,
                         "matmul_gflops_by_backend": {k: v / 1e9 for k, v in rates.items()},
                         "encoder_linear_backend": gemm.cpu_backend(),
-                        "model_gflops": model_rate / 1e9, "fraction": fraction, "target": 0.6})
+                        "model_gflops": model_rate / 1e9, "fraction": fraction, "target": 0.6}, runtime=applied)
 
 
 if __name__ == "__main__":
