@@ -1,29 +1,48 @@
-"""Every error becomes `{"error": {"message", "type", "param", "code"}}` with the status of SPEC §10.
+"""One error shape for every failure: `{"error": {"message", "type", "param", "code"}}` (code = the HTTP status),
+as vLLM answers (docs/errors.md lists every status and why).
 
-* body schema / JSON errors → 400 "Bad Request", message `"N validation error(s):\\n  {…}"`, param `body.field`;
-* wrong Content-Type → 400 "Bad Request" (not 415);
-* ScoreKitError → its own status and type; ValueError/TypeError → 400; NotImplementedError → 501;
-* anything else → 500 InternalServerError with paths and addresses stripped from the message.
-Unknown routes keep FastAPI's own `{"detail": "Not Found"}`.
+* body schema errors → 400 "Bad Request", message `"N validation error(s):\\n  {…}"`, param `body.field`;
+* bodies that are not JSON at all — bytes that are not UTF-8 (or UTF-16/32, which Python's JSON parser also
+  reads), nesting deeper than the parser's recursion limit, truncated JSON — → 400 "Bad Request", param `body`;
+* wrong Content-Type → 400 "Bad Request" (not 415, as vLLM);
+* missing or wrong API key → 401; a body over --max-request-bytes → 413 (body_limit.py);
+* ScoreKitError → its own status and type; ValueError → 400 with its message (vLLM's rule); UnicodeError →
+  400; TypeError → 400 with a generic message; NotImplementedError → 501;
+* ClientDisconnected → 499, logged in one line: the client is gone and no one reads the answer;
+* anything else → 500 InternalServerError with a generic message and the request id; the exception and its
+  traceback go to the server log under that id, never into the response.
+
+The one exception, kept from vLLM (FastAPI's own answers): a route that is not registered answers 404
+`{"detail": "Not Found"}` and a registered route called with the wrong method 405
+`{"detail": "Method Not Allowed"}`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from scorekit.errors import ScoreKitError
+from scorekit.server.body_limit import ERROR_TYPE as TOO_LARGE_TYPE
+from scorekit.server.body_limit import BodyTooLarge
 
 log = logging.getLogger("scorekit.server")
 
 MAX_LISTED_ERRORS = 10
 MEDIA_TYPE_MESSAGE = "Unsupported Media Type: Only 'application/json' is allowed"
+# Where a request-id middleware leaves the id it put on the response, so a 500 names the same one.
+REQUEST_ID_SCOPE_KEY = "scorekit.request_id"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer; not in HTTPStatus
+BAD_REQUEST = HTTPStatus.BAD_REQUEST.phrase
 
 
 class MediaTypeError(Exception):
@@ -34,10 +53,28 @@ class Unauthorized(Exception):
     """Missing or wrong API key."""
 
 
+class ClientDisconnected(Exception):
+    """The client closed the connection while its request was queued or running."""
+
+
+def _printable(text: str) -> str:
+    """Lone surrogates (from a client's JSON "\\ud800") cannot be encoded as UTF-8 JSON: escape them."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(status: int, message: str, error_type: str, param: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": status}}
+    body = {"error": {"message": _printable(message), "type": error_type,
+                      "param": None if param is None else _printable(param), "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def request_id(request: Request) -> str:
+    """The id a client can quote: the request-id middleware's, else the client's X-Request-Id, else a new one."""
+    given = request.scope.get(REQUEST_ID_SCOPE_KEY) or request.headers.get("x-request-id")
+    if isinstance(given, bytes):
+        given = given.decode("latin-1")
+    return (given or secrets.token_hex(8))[:128]
 
 
 def _summarise(value: Any, limit: int = 80) -> Any:
@@ -72,13 +109,38 @@ def sanitise(message: str) -> str:
     return _ADDRESS.sub("<address>", _PATH.sub("<path>", message))
 
 
+def _unparsable_body_message(cause: BaseException | None) -> str:
+    """FastAPI says only "There was an error parsing the body"; the cause it chains says which rule broke."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"The request body is not valid JSON text: byte {cause.start} is not {cause.encoding} "
+                "(send UTF-8).")
+    if isinstance(cause, RecursionError):
+        return "The request body nests arrays or objects too deeply to be parsed."
+    return "The request body could not be parsed as JSON."
+
+
 async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
-    return error_response(400, validation_message(errors), HTTPStatus.BAD_REQUEST.phrase, _param(errors))
+    return error_response(400, validation_message(errors), BAD_REQUEST, _param(errors))
+
+
+async def _http_exception(request: Request, exc: HTTPException):
+    if isinstance(exc, BodyTooLarge):
+        return error_response(exc.status_code, exc.detail, TOO_LARGE_TYPE)
+    if exc.status_code in (404, 405):  # unregistered route / wrong method: FastAPI's `{"detail"}`, as vLLM
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's wrapper of a body parse failure
+        return error_response(400, _unparsable_body_message(exc.__cause__), BAD_REQUEST, "body")
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+    return error_response(exc.status_code, message, phrase, headers=exc.headers)
 
 
 async def _media_type(_: Request, exc: MediaTypeError) -> JSONResponse:
-    return error_response(400, f"1 validation error:\n  {MEDIA_TYPE_MESSAGE}", HTTPStatus.BAD_REQUEST.phrase)
+    return error_response(400, f"1 validation error:\n  {MEDIA_TYPE_MESSAGE}", BAD_REQUEST)
 
 
 async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
@@ -86,7 +148,15 @@ async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
                           "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _scorekit(_: Request, exc: ScoreKitError) -> JSONResponse:
+async def _client_disconnected(request: Request, exc: ClientDisconnected) -> JSONResponse:
+    log.info("client went away before its answer: %s %s", request.method, request.url.path)
+    return error_response(CLIENT_CLOSED_REQUEST, "The client closed the connection before the answer was ready.",
+                          "ClientDisconnected")
+
+
+async def _scorekit(request: Request, exc: ScoreKitError) -> JSONResponse:
+    if exc.status_code == 500:  # a failure of ours, however it is worded: logged, not shown
+        return await _unexpected(request, exc)
     return error_response(exc.status_code, exc.message, exc.error_type, exc.param)
 
 
@@ -94,23 +164,42 @@ async def _value(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, sanitise(str(exc)), "BadRequestError")
 
 
+async def _unicode(_: Request, exc: UnicodeError) -> JSONResponse:
+    return error_response(400, "The request contains text that is not valid Unicode (a lone UTF-16 surrogate "
+                               "such as \\ud800, or bytes that are not UTF-8).", "BadRequestError")
+
+
+async def _type(request: Request, exc: TypeError) -> JSONResponse:
+    # vLLM answers a TypeError with 400, but its text is a library's (e.g. the tokenizer's "TextEncodeInput
+    # must be Union[...]"), which says nothing to the client: kept in the log, under the id given back.
+    rid = request_id(request)
+    log.warning("request %s: TypeError answered as 400", rid, exc_info=exc)
+    return error_response(400, f"The request could not be processed (request id {rid}); the server log has the "
+                               "details.", "BadRequestError", headers={"X-Request-Id": rid})
+
+
 async def _not_implemented(_: Request, exc: Exception) -> JSONResponse:
     return error_response(501, sanitise(str(exc)) or "Not implemented", "NotImplementedError")
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.error("unexpected error: %s: %s", type(exc).__name__, sanitise(str(exc)))
-    return error_response(500, f"{type(exc).__name__}: {sanitise(str(exc))}", "InternalServerError")
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id(request)
+    log.error("request %s (%s %s) failed", rid, request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"Internal server error (request id {rid}); the server log has the details.",
+                          "InternalServerError", headers={"X-Request-Id": rid})
 
 
 _HANDLERS = (
     (RequestValidationError, _request_validation),
+    (HTTPException, _http_exception),
     (MediaTypeError, _media_type),
     (Unauthorized, _unauthorized),
+    (ClientDisconnected, _client_disconnected),
     (ScoreKitError, _scorekit),
     (NotImplementedError, _not_implemented),
+    (UnicodeError, _unicode),
     (ValueError, _value),
-    (TypeError, _value),
+    (TypeError, _type),
     (Exception, _unexpected),
 )
 
