@@ -42,7 +42,7 @@ class RuntimeSettings:
     # heap, so small batches pay no extra page faults. It costs other code in the process: sentence-transformers'
     # CrossEncoder ran ~15% slower in the same process (bench/rerank.py, Intel).
     malloc_mmap_threshold: int | None = 1 << 20
-    torch_threads: int | None = None  # torch.set_num_threads for the process; None: torch's default
+    torch_threads: int | None = None  # torch.set_num_threads for the process; None: left as it is (torch's default)
     cpu_gemm: Literal["auto", "mkl", "onednn"] = "auto"  # models/gemm.py; "auto": SCOREKIT_CPU_GEMM, else the rule
 
     def __post_init__(self) -> None:

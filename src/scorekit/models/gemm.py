@@ -7,10 +7,11 @@ torch CPU build, and used by torch's own compiler for Linear layers) ran the sam
 from 30-token to 1,000-token inputs, for MiniLM and Qwen2.5-0.5B shapes alike. On Intel CPUs MKL is the
 faster: on a 2-core "Intel(R) Xeon(R) Processor" VM (AVX-512, torch 2.13, MKL 2024.2, oneDNN 3.12), over
 MiniLM's four Linear shapes (384->1152, 384->384, 384->1536, 1536->384) at 16, 64, 256, 1,024 and 4,096 rows,
-the summed best-of-15 times gave MKL 1.09x oneDNN's speed with one torch thread and 1.10x with two (oneDNN
-1.3-2x slower at 16 rows, never more than 4% faster at any shape). Hence the rule: AMD -> oneDNN, everything
-else -> MKL (torch's own default; on builds without MKL, torch's own BLAS), or MKL wherever torch has no oneDNN
-linear.
+the summed best-of-15 times gave MKL 1.08-1.10x oneDNN's speed with one torch thread (five runs; what each of
+the encoder's two model threads runs on two cores), oneDNN 1.3-2x slower at 16 rows and never more than 4%
+faster at any shape. With two torch threads MKL was 1.10x on a quiet machine; while other work held the second
+core those timings scattered (0.75-1.05x) either way. Hence the rule: AMD -> oneDNN, everything else -> MKL
+(torch's own default; on builds without MKL, torch's own BLAS), and MKL wherever torch has no oneDNN linear.
 
 The choice used to be made by timing both on the first Linear call, which made two runs of one machine differ
 near a tie; `measure_cpu_backends()` keeps that timing for benchmarks. Overrides, strongest first:
