@@ -69,3 +69,20 @@ def test_several_keys_and_no_key():
     auth = ApiKeyAuth(["a", "b"])
     assert auth.check("Bearer a") and auth.check("bearer b") and not auth.check("Bearer c") and not auth.check(None)
     assert ApiKeyAuth(None).check(None)
+
+
+@pytest.mark.parametrize("keys", [[""], ["   "], ["sk-good", ""], ["\t\n"]])
+def test_empty_or_blank_keys_are_refused_not_dropped(keys):
+    """`--api-key ""` once left every route open while the log said "(API key required)"."""
+    with pytest.raises(ValueError, match="empty or blank"):
+        ApiKeyAuth(keys)
+
+
+@pytest.mark.parametrize("key", [" sk-1", "sk-1 ", "clé", "sk\x00"])
+def test_keys_no_client_could_send_are_refused(key):
+    with pytest.raises(ValueError, match="printable ASCII"):
+        ApiKeyAuth([key])
+
+
+def test_no_keys_means_open():
+    assert ApiKeyAuth([]).check(None) and ApiKeyAuth(()).check("Bearer anything")

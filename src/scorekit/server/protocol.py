@@ -2,14 +2,74 @@
 
 Unknown request fields are accepted and ignored (`extra="allow"`), as vLLM does, so Cohere/Jina/OpenAI clients
 that send their own extras keep working.
+
+Two rules stricter than pydantic's defaults, both answered with a 400 that names the field:
+* token ids are JSON integers (`TokenId`): pydantic would take `true` and `1.0` as token 1;
+* text holds no lone UTF-16 surrogate (`Text`, `SURROGATE_FREE`): JSON may spell one (`"\\ud800"`), Python keeps
+  it in a str, and the tokenizer, the template engine and UTF-8 encoding all fail on it later with their own words.
+  Fields that are a union (text or token ids, a string or a list) are checked after the union is resolved, so
+  the error's `param` is the field itself (`body.input`) and the message says where inside it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic_core import PydanticCustomError
+
+# A surrogate code point left in a Python str is always a lone one: JSON's escaped pairs ("\\ud83d\\ude00")
+# are joined into one character by the parser.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate_error(text: str, where: str = "") -> PydanticCustomError | None:
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return None
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return PydanticCustomError(
+        "string_lone_surrogate",
+        "Text{where} contains the lone UTF-16 surrogate {code} at character {position}, which is not a Unicode "
+        "character: send valid UTF-8 text",
+        {"where": where, "code": f"\\u{ord(found.group()):04x}", "position": found.start()})
+
+
+def _no_lone_surrogate(text: str) -> str:
+    error = _lone_surrogate_error(text)
+    if error is not None:
+        raise error
+    return text
+
+
+def _no_lone_surrogate_inside(value: Any) -> Any:
+    """Every string (keys too) in a JSON value or the models parsed from one (a multimodal input, a Cohere
+    document); iterative, so deep nesting cannot overflow the stack."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            error = _lone_surrogate_error(item, f" at `{path}`" if path else "")
+            if error is not None:
+                raise error
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((key, f"{path}.{key!r} (key)" if path else f"{key!r} (key)"))
+                stack.append((inner, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{path}[{i}]") for i, inner in enumerate(item))
+        elif isinstance(item, BaseModel):
+            stack.append((item.model_dump(), path))
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_lone_surrogate)]
+SURROGATE_FREE = AfterValidator(_no_lone_surrogate_inside)
+JsonObject = Annotated[dict[str, Any], SURROGATE_FREE]
+TokenId = StrictInt  # not `int`: pydantic's lax int takes true and 1.0
 
 
 class Request(BaseModel):
@@ -24,35 +84,36 @@ class Response(BaseModel):
 class MultiModalInput(Request):
     """One multimodal input: all its content parts form a single query or document."""
 
-    content: list[dict[str, Any]]
+    content: list[dict[str, Any]]  # checked for lone surrogates by the field that holds it (SURROGATE_FREE)
 
 
 class CohereDocument(Request):
     """A Cohere v1 document object `{"text": ...}`: scored as its text."""
 
-    text: str
+    text: str  # checked by the field that holds it (SURROGATE_FREE)
 
 
 ScoreInput = Union[str, MultiModalInput]
+ScoreSide = Annotated[Union[ScoreInput, list[ScoreInput]], SURROGATE_FREE]
 RerankDocumentInput = Union[str, MultiModalInput, CohereDocument]
 
 
 # -- score and rerank (SPEC §2.1–§2.3) -----------------------------------------------------------------------
 class ScoreCommon(Request):
-    model: Optional[str] = None
-    user: Optional[str] = None
+    model: Optional[Text] = None
+    user: Optional[Text] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
     truncation_side: Optional[Literal["left", "right"]] = None
     padding: Optional[Literal["max_length", "do_not_pad"]] = None
-    request_id: Optional[str] = None
+    request_id: Optional[Text] = None
     priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
-    mm_processor_kwargs: Optional[dict[str, Any]] = None
-    cache_salt: Optional[str] = None
+    mm_processor_kwargs: Optional[JsonObject] = None
+    cache_salt: Optional[Text] = None
     use_activation: Optional[bool] = None
     max_tokens_per_query: int = 0
     max_tokens_per_doc: int = 0
-    instruction: Optional[str] = None
-    chat_template_kwargs: Optional[dict[str, Any]] = None
+    instruction: Optional[Text] = None
+    chat_template_kwargs: Optional[JsonObject] = None
 
 
 SCORE_SPELLINGS = (("queries", "documents"), ("queries", "items"), ("data_1", "data_2"), ("text_1", "text_2"))
@@ -61,13 +122,13 @@ SCORE_SPELLINGS = (("queries", "documents"), ("queries", "items"), ("data_1", "d
 class ScoreRequest(ScoreCommon):
     """One of four spellings, tried in this order: queries/documents, queries/items, data_1/data_2, text_1/text_2."""
 
-    queries: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    documents: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    items: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    data_1: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    data_2: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    text_1: Optional[Union[ScoreInput, list[ScoreInput]]] = None
-    text_2: Optional[Union[ScoreInput, list[ScoreInput]]] = None
+    queries: Optional[ScoreSide] = None
+    documents: Optional[ScoreSide] = None
+    items: Optional[ScoreSide] = None
+    data_1: Optional[ScoreSide] = None
+    data_2: Optional[ScoreSide] = None
+    text_1: Optional[ScoreSide] = None
+    text_2: Optional[ScoreSide] = None
 
     @model_validator(mode="after")
     def _one_spelling(self):
@@ -85,46 +146,46 @@ class ScoreRequest(ScoreCommon):
 
 
 class RerankRequest(ScoreCommon):
-    query: ScoreInput
-    documents: Union[RerankDocumentInput, list[RerankDocumentInput]]
+    query: Annotated[ScoreInput, SURROGATE_FREE]
+    documents: Annotated[Union[RerankDocumentInput, list[RerankDocumentInput]], SURROGATE_FREE]
     top_n: int = Field(0, ge=0)
     return_documents: bool = True  # Cohere: false → results carry no `document`
 
 
 class GenerativeScoringRequest(Request):
-    model: Optional[str] = None
-    query: Union[str, list[int]]
-    items: list[Union[str, list[int]]]
-    label_token_ids: list[int]
+    model: Optional[Text] = None
+    query: Annotated[Union[str, list[TokenId]], SURROGATE_FREE]
+    items: Annotated[list[Union[str, list[TokenId]]], SURROGATE_FREE]
+    label_token_ids: list[TokenId]
     apply_softmax: bool = True
     item_first: bool = False
     add_special_tokens: bool = True
-    cache_salt: Optional[str] = None
+    cache_salt: Optional[Text] = None
     priority: int = 0
-    request_id: Optional[str] = None
+    request_id: Optional[Text] = None
 
 
 # -- embeddings, classification, pooling (SPEC §12) -----------------------------------------------------------
-TextOrTokens = Union[str, list[str], list[int], list[list[int]]]
+TextOrTokens = Annotated[Union[str, list[str], list[TokenId], list[list[TokenId]]], SURROGATE_FREE]
 
 
 class EmbeddingRequest(Request):
-    model: Optional[str] = None
+    model: Optional[Text] = None
     input: TextOrTokens
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Optional[int] = None
-    user: Optional[str] = None
+    user: Optional[Text] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
     use_activation: Optional[bool] = None
-    request_id: Optional[str] = None
+    request_id: Optional[Text] = None
 
 
 class CohereEmbedRequest(Request):
-    model: Optional[str] = None
-    input_type: Optional[str] = None
-    texts: Optional[list[str]] = None
-    images: Optional[list[str]] = None
-    inputs: Optional[list[dict[str, Any]]] = None
+    model: Optional[Text] = None
+    input_type: Optional[Text] = None
+    texts: Optional[list[Text]] = None
+    images: Optional[list[Text]] = None
+    inputs: Optional[list[JsonObject]] = None
     embedding_types: Optional[list[Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]]] = None
     truncate: Optional[Literal["NONE", "START", "END"]] = "END"
     output_dimension: Optional[int] = None
@@ -132,29 +193,29 @@ class CohereEmbedRequest(Request):
 
 
 class ClassificationRequest(Request):
-    model: Optional[str] = None
+    model: Optional[Text] = None
     input: TextOrTokens
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
-    request_id: Optional[str] = None
+    request_id: Optional[Text] = None
 
 
 class PoolingRequest(Request):
-    model: Optional[str] = None
+    model: Optional[Text] = None
     input: TextOrTokens
-    task: Optional[str] = None
+    task: Optional[Text] = None
     encoding_format: Literal["float", "base64"] = "float"
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
     dimensions: Optional[int] = None
-    request_id: Optional[str] = None
+    request_id: Optional[Text] = None
 
 
 # -- tokenizer --------------------------------------------------------------------------------------------------
 class TokenizeRequest(Request):
-    model: Optional[str] = None
-    prompt: Optional[str] = None
-    messages: Optional[list[dict[str, Any]]] = None
+    model: Optional[Text] = None
+    prompt: Optional[Text] = None
+    messages: Optional[list[JsonObject]] = None
     add_special_tokens: Optional[bool] = None
     add_generation_prompt: bool = True
     return_token_strs: bool = False
@@ -167,8 +228,8 @@ class TokenizeRequest(Request):
 
 
 class DetokenizeRequest(Request):
-    model: Optional[str] = None
-    tokens: list[Annotated[int, Field(ge=0)]]
+    model: Optional[Text] = None
+    tokens: list[Annotated[TokenId, Field(ge=0)]]
 
 
 # -- responses --------------------------------------------------------------------------------------------------
