@@ -1,4 +1,9 @@
-"""The `scorekit` command: `serve`, `run-batch` and `convert`. Flags are named as vLLM names them."""
+"""The `scorekit` command: `serve`, `run-batch` and `convert`. Flags are named as vLLM names them, and as in
+vLLM's parser each is accepted with dashes or underscores (`--max-model-len` or `--max_model_len`).
+
+The flags build the same frozen configs (scorekit/config.py) that `LLM(...)` builds from its keywords, so
+each default is written once, there.
+"""
 
 from __future__ import annotations
 
@@ -7,65 +12,108 @@ import json
 import logging
 import os
 import sys
+from dataclasses import fields
+
+from scorekit.config import EngineConfig, ModelConfig, ServerConfig
 
 log = logging.getLogger("scorekit")
 
+_ENGINE = {f.name: f.default for f in fields(EngineConfig)}
+_SERVER = {f.name: f.default for f in fields(ServerConfig)}
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """`--name-with-dashes` and `--name_with_underscores`, one argument."""
+    dashed = "--" + name.replace("_", "-")
+    spellings = [dashed] + ([f"--{name}"] if "_" in name else [])
+    parser.add_argument(*spellings, dest=name, **kwargs)
+
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runner", choices=["auto", "pooling", "generate"], default="auto",
-                        help="pooling: score/rerank/embed; generate: generative scoring (default: from the model)")
-    parser.add_argument("--hf-overrides", type=json.loads, default=None, metavar="JSON",
-                        help="patch the HF config, e.g. '{\"architectures\": [...], \"classifier_from_token\": [...]}'")
-    parser.add_argument("--chat-template", default=None, metavar="FILE",
-                        help="score template (file path or a packaged name such as qwen3_reranker)")
-    parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--task", choices=["embed", "classify", "token_embed"], default=None,
-                        help="force a pooling task, e.g. token_embed to serve an encoder as late interaction")
-    parser.add_argument("--quantization", choices=["int8"], default=None,
-                        help="int8: dynamic int8 linear layers (CPU only; faster, small score deviation)")
-    parser.add_argument("--max-num-batched-tokens", type=int, default=16384,
-                        help="token budget of one engine batch (padded tokens counted)")
-    parser.add_argument("--max-num-seqs", type=int, default=256, help="sequences in one engine batch at most")
-    parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
-                        help="decoder prompts sharing a prefix (template + query) compute it once")
-    parser.add_argument("--served-model-name", nargs="+", action="extend", default=None,
-                        help="names clients may send as `model` (the first is echoed back)")
+    _flag(parser, "runner", choices=["auto", "pooling", "generate"], default="auto",
+          help="pooling: score/rerank/embed; generate: generative scoring (default: from the model)")
+    _flag(parser, "hf_overrides", type=json.loads, default=None, metavar="JSON",
+          help="patch the HF config, e.g. '{\"architectures\": [...], \"classifier_from_token\": [...]}'")
+    _flag(parser, "chat_template", default=None, metavar="FILE",
+          help="score template (file path or a packaged name such as qwen3_reranker)")
+    _flag(parser, "max_model_len", type=int, default=None)
+    _flag(parser, "dtype", default="auto")
+    _flag(parser, "device", default="auto")
+    _flag(parser, "task", choices=["embed", "classify", "token_embed"], default=None,
+          help="force a pooling task, e.g. token_embed to serve an encoder as late interaction")
+    _flag(parser, "quantization", choices=["int8"], default=None,
+          help="int8: dynamic int8 linear layers (CPU only; faster, small score deviation)")
+    _flag(parser, "max_num_batched_tokens", type=int, default=_ENGINE["max_num_batched_tokens"],
+          help="token budget of one engine batch (padded tokens counted)")
+    _flag(parser, "max_num_seqs", type=int, default=_ENGINE["max_num_seqs"], help="sequences in one engine batch at most")
+    _flag(parser, "enable_prefix_caching", action=argparse.BooleanOptionalAction,
+          default=_ENGINE["enable_prefix_caching"],
+          help="decoder prompts sharing a prefix (template + query) compute it once")
+    _flag(parser, "chunk_tokens", type=int, default=_ENGINE["chunk_tokens"],
+          help="a large request runs in chunks of about this many tokens; other requests are served between them")
+    _flag(parser, "scheduling_policy", choices=["fcfs", "priority"], default=_ENGINE["scheduling_policy"],
+          help="priority: obey the requests' `priority` field (lower first); fcfs: a non-zero priority is a 400")
+    _flag(parser, "served_model_name", nargs="+", action="extend", default=None,
+          help="names clients may send as `model` (the first is echoed back; default: the model's folder or file name)")
 
 
-def _load(args) -> "object":
+def _configs(args) -> tuple[ModelConfig, EngineConfig]:
+    model = ModelConfig(model=args.model, runner=args.runner, task=args.task, hf_overrides=args.hf_overrides,
+                        chat_template=args.chat_template, max_model_len=args.max_model_len, dtype=args.dtype,
+                        device=args.device, quantization=args.quantization)
+    engine = EngineConfig(max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
+                          enable_prefix_caching=args.enable_prefix_caching, chunk_tokens=args.chunk_tokens,
+                          scheduling_policy=args.scheduling_policy)
+    return model, engine
+
+
+def _server_config(args, api_keys: list[str]) -> ServerConfig:
+    return ServerConfig(host=getattr(args, "host", _SERVER["host"]), port=getattr(args, "port", _SERVER["port"]),
+                        served_model_names=tuple(args.served_model_name or ()), api_keys=tuple(api_keys),
+                        enable_request_id_headers=getattr(args, "enable_request_id_headers", False),
+                        max_request_bytes=args.max_request_bytes, max_client_batch_size=args.max_client_batch_size,
+                        timeout_graceful_shutdown=getattr(args, "timeout_graceful_shutdown",
+                                                          _SERVER["timeout_graceful_shutdown"]),
+                        disable_uvicorn_access_log=getattr(args, "disable_uvicorn_access_log", False),
+                        uvicorn_log_level=getattr(args, "uvicorn_log_level", _SERVER["uvicorn_log_level"]))
+
+
+def _load(args):
     from scorekit.llm import LLM
 
-    return LLM(args.model, runner=args.runner, hf_overrides=args.hf_overrides, chat_template=args.chat_template,
-               max_model_len=args.max_model_len, dtype=args.dtype, device=args.device, task=args.task,
-               quantization=args.quantization, max_num_batched_tokens=args.max_num_batched_tokens,
-               max_num_seqs=args.max_num_seqs, enable_prefix_caching=args.enable_prefix_caching)
+    return LLM.from_configs(*_configs(args))
 
 
-def _served_names(args) -> list[str]:
-    from scorekit.models.packaged import DEFAULT_MODEL_NAME
-
-    return list(args.served_model_name or []) or [args.model or DEFAULT_MODEL_NAME]
+def _fail(message: str) -> int:
+    print(f"scorekit: error: {message}", file=sys.stderr)
+    return 2
 
 
 def serve(args) -> int:
     import uvicorn
 
+    from scorekit import runtime
     from scorekit.server.app import build_app
+    from scorekit.server.state import default_served_name
 
     keys = list(args.api_key or [])
-    if not keys and os.environ.get("SCOREKIT_API_KEY"):
+    if args.api_key is None and os.environ.get("SCOREKIT_API_KEY") is not None:
         keys = [os.environ["SCOREKIT_API_KEY"]]
+    try:
+        config = _server_config(args, keys)  # refuses an empty or blank key before anything loads
+    except ValueError as exc:
+        return _fail(str(exc))
+    runtime.apply()  # allocator, matmul backend: the server owns its process
     llm = _load(args)
-    names = _served_names(args)
-    app = build_app(llm, names, keys, args.enable_request_id_headers)
-    log.info("scorekit serving model %s (%s, task %s) as %s on http://%s:%d%s", llm.loaded.location.name,
-             llm.info.architecture, llm.info.task, ", ".join(names), args.host, args.port,
-             " (API key required)" if keys else "")
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level,
-                            access_log=not args.disable_uvicorn_access_log)
-    uvicorn.Server(config).run()
+    app = build_app(llm, config)
+    state = app.state.scorekit
+    log.info("scorekit serving model %s (%s, task %s) as %s on http://%s:%d%s", default_served_name(llm),
+             llm.info.architecture, llm.info.task, ", ".join(state.served_model_names), config.host, config.port,
+             " (API key required)" if config.api_keys else "")
+    uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.uvicorn_log_level,
+                                    access_log=not config.disable_uvicorn_access_log,
+                                    timeout_graceful_shutdown=config.timeout_graceful_shutdown)
+    uvicorn.Server(uvicorn_config).run()
     return 0
 
 
@@ -73,11 +121,17 @@ def run_batch(args) -> int:
     from scorekit.server.app import build_app
     from scorekit.server.batch import run_batch as run
 
-    llm = _load(args)
-    app = build_app(llm, _served_names(args))
+    app = build_app(_load(args), _server_config(args, []))
     total, failures = run(app, args.input_file, args.output_file, progress=not args.no_progress)
     log.info("run-batch: %d requests, %d failed, results in %s", total, failures, args.output_file)
     return 0
+
+
+def _limit_args(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "max_request_bytes", type=int, default=_SERVER["max_request_bytes"],
+          help="largest request body accepted; larger ones get 413")
+    _flag(parser, "max_client_batch_size", type=int, default=_SERVER["max_client_batch_size"],
+          help="most inputs (documents, texts, items) in one request; more get 413")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,24 +141,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP server compatible with vLLM, Cohere, Jina and OpenAI clients")
     p.add_argument("model", nargs="?", default=None,
                    help="model folder, GGUF file or name (default: the embedded all-MiniLM-L6-v2)")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8000)
+    _flag(p, "host", default=_SERVER["host"])
+    _flag(p, "port", type=int, default=_SERVER["port"])
     _model_args(p)
-    p.add_argument("--api-key", nargs="+", action="extend", default=None,
-                   help="require `Authorization: Bearer KEY` (also env SCOREKIT_API_KEY)")
-    p.add_argument("--enable-request-id-headers", action="store_true",
-                   help="echo X-Request-Id in every response")
-    p.add_argument("--disable-uvicorn-access-log", action="store_true")
-    p.add_argument("--uvicorn-log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug", "trace"])
+    _limit_args(p)
+    _flag(p, "api_key", nargs="+", action="extend", default=None,
+          help="require `Authorization: Bearer KEY` (also env SCOREKIT_API_KEY); an empty key is refused")
+    _flag(p, "enable_request_id_headers", action="store_true", help="echo X-Request-Id in every response")
+    _flag(p, "timeout_graceful_shutdown", type=float, default=_SERVER["timeout_graceful_shutdown"],
+          help="seconds in-flight requests get to finish after SIGTERM; new ones are refused meanwhile")
+    _flag(p, "disable_uvicorn_access_log", action="store_true")
+    _flag(p, "uvicorn_log_level", default=_SERVER["uvicorn_log_level"],
+          choices=["critical", "error", "warning", "info", "debug", "trace"])
     p.set_defaults(func=serve)
 
-    b = sub.add_parser("run-batch", help="run a JSONL file of /score, /rerank or /v1/embeddings requests")
-    b.add_argument("-i", "--input-file", required=True)
-    b.add_argument("-o", "--output-file", required=True)
-    b.add_argument("--model", default=None)
-    b.add_argument("--no-progress", action="store_true")
+    b = sub.add_parser("run-batch", help="run a JSONL file of /score, /rerank, /v1/embeddings, ... requests")
+    b.add_argument("-i", "--input-file", "--input_file", dest="input_file", required=True)
+    b.add_argument("-o", "--output-file", "--output_file", dest="output_file", required=True)
+    _flag(b, "model", default=None)
+    _flag(b, "no_progress", action="store_true")
     _model_args(b)
+    _limit_args(b)
     b.set_defaults(func=run_batch)
 
     c = sub.add_parser("convert", help="convert a model (see `scorekit convert --help`)", add_help=False)

@@ -73,7 +73,9 @@ class ServerConfig:
     # Limits: each one is a flag, and each refusal a 413 that names it. Generous for real RAG (a 1 × 2,000
     # rerank of 2,000-character documents is ~4 MB of JSON), strict enough that no one request takes the machine.
     max_request_bytes: int = 16 * 1024 * 1024
-    max_client_batch_size: int = 10_000  # inputs in one request (documents, texts, items), as TEI names it
+    # Inputs in one request (documents, texts, items), as TEI names it: a 1 × 20,000 rerank fits, while millions
+    # of one-word inputs (which a 16 MiB body could carry) cannot pile up per-input objects by the gigabyte.
+    max_client_batch_size: int = 32_768
     timeout_graceful_shutdown: float = 30.0  # seconds in-flight requests get after SIGTERM
     disable_uvicorn_access_log: bool = False
     uvicorn_log_level: str = "info"

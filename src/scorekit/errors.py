@@ -31,6 +31,13 @@ class ValidationError(ScoreKitError, ValueError):
         self.value = value
 
 
+class TooLarge(ScoreKitError):
+    """413: a request over one of the server's limits; the message names the flag that sets it."""
+
+    status_code = 413
+    error_type = "RequestEntityTooLarge"
+
+
 class ModelNotFound(ScoreKitError, LookupError):
     """404 NotFoundError: a request named a model this server does not serve."""
 

@@ -3,6 +3,10 @@
     from scorekit import LLM
     llm = LLM()                                   # the embedded all-MiniLM-L6-v2 bi-encoder
     [o.outputs.score for o in llm.score("capital of France?", ["Paris is...", "Bananas..."])]
+
+Every method builds a job (scoring/scorer.py), submits it through the engine's one door and waits for it: the
+same path the HTTP server takes, which awaits the job instead. Constructing an LLM changes no process-wide
+setting (allocator, thread counts, matmul backend): `scorekit.runtime` applies those when asked.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from tqdm.auto import tqdm
+
+from scorekit.config import EngineConfig, ModelConfig, split_kwargs
+from scorekit.engine.job import Job
 from scorekit.engine.runner import Runner
 from scorekit.models.loader import load_model
 from scorekit.outputs import (
@@ -29,6 +37,11 @@ from scorekit.scoring.templates import load_template
 from scorekit.scoring.truncation import TruncationParams
 
 log = logging.getLogger(__name__)
+
+# vLLM engine options that change no score here (GPU memory, CUDA graphs, logging): accepted for drop-in code,
+# and said so in the log. Any other unknown keyword is a TypeError, never silently ignored.
+_NO_EFFECT_OPTIONS = {"gpu_memory_utilization", "enforce_eager", "swap_space", "disable_log_stats", "seed",
+                      "max_seq_len_to_capture", "disable_custom_all_reduce"}
 
 _TOKENIZATION_KEYS = {"truncate_prompt_tokens", "truncation_side", "max_length", "truncation", "padding", "add_special_tokens"}
 
@@ -56,34 +69,32 @@ def _truncation(tokenization_kwargs: dict | None, pooling: PoolingParams, trunca
 
 
 class LLM:
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        runner: str = "auto",
-        task: str | None = None,
-        hf_overrides: dict | None = None,
-        chat_template: str | None = None,
-        max_model_len: int | None = None,
-        dtype: str = "auto",
-        device: str = "auto",
-        max_num_batched_tokens: int = 16384,
-        max_num_seqs: int = 256,
-        enable_prefix_caching: bool = True,
-        quantization: str | None = None,
-        **ignored: Any,
-    ):
-        if runner not in ("auto", "pooling", "generate"):
-            raise ValueError(f"runner must be auto, pooling or generate, not {runner!r}")
-        if ignored:
-            log.info("LLM(): ignoring vLLM options scorekit does not need: %s", ", ".join(sorted(ignored)))
-        self.loaded = load_model(model, runner=runner, task=task, hf_overrides=hf_overrides,
-                                 max_model_len=max_model_len, dtype=dtype, device=device,
-                                 quantization=quantization)
-        self.runner_kind = runner
-        self.template = load_template(chat_template) if chat_template else None
-        self.engine = Runner(self.loaded.model, pad_token_id(self.loaded.tokenizer), max_batch_tokens=max_num_batched_tokens,
-                             max_batch_size=max_num_seqs, prefix_sharing=enable_prefix_caching)
+    """`LLM(model, **options)`: options are the fields of ModelConfig and EngineConfig (scorekit/config.py),
+    named as vLLM names them (`max_num_batched_tokens`, `hf_overrides`, ...)."""
+
+    def __init__(self, model: str | None = None, **options: Any):
+        (model_options, engine_options), rest = split_kwargs(options, ModelConfig, EngineConfig)
+        no_effect = sorted(set(rest) & _NO_EFFECT_OPTIONS)
+        unknown = sorted(set(rest) - _NO_EFFECT_OPTIONS)
+        if unknown:
+            raise TypeError(f"LLM() got options scorekit does not know: {', '.join(unknown)}")
+        if no_effect:
+            log.info("LLM(): vLLM options that change nothing in scorekit: %s", ", ".join(no_effect))
+        self._setup(ModelConfig(model=model, **model_options), EngineConfig(**engine_options))
+
+    @classmethod
+    def from_configs(cls, model: ModelConfig, engine: EngineConfig | None = None) -> "LLM":
+        llm = cls.__new__(cls)
+        llm._setup(model, engine or EngineConfig())
+        return llm
+
+    def _setup(self, model: ModelConfig, engine: EngineConfig) -> None:
+        self.model_config = model
+        self.loaded = load_model(model.model, runner=model.runner, task=model.task, hf_overrides=model.hf_overrides,
+                                 max_model_len=model.max_model_len, dtype=model.dtype, device=model.device,
+                                 quantization=model.quantization)
+        self.template = load_template(model.chat_template) if model.chat_template else None
+        self.engine = Runner(self.loaded.model, pad_token_id(self.loaded.tokenizer), engine)
         self._scorers: dict[str | None, Scorer] = {}
         self._ids = itertools.count()
         if getattr(self.loaded.config, "is_original_qwen3_reranker", False) and self.template is None:
@@ -96,8 +107,15 @@ class LLM:
         key = chat_template
         if key not in self._scorers:
             template = load_template(chat_template) if chat_template else self.template
-            self._scorers[key] = Scorer(self.loaded, self.engine, template)
+            self._scorers[key] = Scorer(self.loaded, template)
         return self._scorers[key]
+
+    def run(self, build: Callable[..., Job], use_tqdm: bool = False, desc: str = "scorekit") -> Any:
+        """Build a job (a Scorer method with its arguments bound), submit it through the engine's door and wait
+        for its result; with `use_tqdm`, a progress bar counts the prompts as they finish."""
+        with tqdm(desc=desc, unit="seq", disable=not use_tqdm) as progress:
+            job = build(on_progress=progress.update if use_tqdm else None)
+            return self.engine.submit(job).result()
 
     def _request_id(self) -> str:
         return str(next(self._ids))
@@ -116,6 +134,8 @@ class LLM:
         if self.info.task == "generate":
             raise ValueError("LLM.score() is only supported for pooling models. Try passing `--runner pooling` "
                              "(runner='pooling') to use the model as a pooling model.")
+        if lora_request is not None:
+            raise ValueError("lora_request: scorekit serves no LoRA adapters")
         pooling = pooling_params or PoolingParams()
         if pooling.task not in (None, self.info.task):
             raise ValueError(f"You cannot overwrite pooling_params.task={pooling.task!r}: this model's task is "
@@ -123,7 +143,8 @@ class LLM:
         template_kwargs = dict((pooling.extra_kwargs or {}).get("chat_template_kwargs") or {})
         params = ScoreParams(_truncation(tokenization_kwargs, pooling, truncate_prompt_tokens),
                              pooling.use_activation, template_kwargs)
-        result = self.scorer(chat_template).score(data_1, data_2, params, use_tqdm=use_tqdm)
+        scorer = self.scorer(chat_template)
+        result = self.run(lambda **o: scorer.score(data_1, data_2, params, **o), use_tqdm, "scorekit score")
         return [RequestOutput(self._request_id(), ScoringOutput(s), ids)
                 for s, ids in zip(result.scores, result.prompt_token_ids)]
 
@@ -149,19 +170,22 @@ class LLM:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
-        vectors, used = self.scorer().embed(texts, truncation, normalize=pooling.use_activation is not False,
-                                            use_tqdm=use_tqdm)
+        normalize = pooling.use_activation is not False
+        scorer = self.scorer()
+        done = self.run(lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o), use_tqdm, "scorekit embed")
         return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids))
-                for v, p in zip(vectors, used)]
+                for v, p in zip(done.outputs, done.prompts)]
 
     def classify(self, prompts, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
                  truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
-        probs, used = self.scorer().classify(texts, truncation, pooling.use_activation, use_tqdm=use_tqdm)
+        scorer = self.scorer()
+        done = self.run(lambda **o: scorer.classify(texts, truncation, pooling.use_activation, **o), use_tqdm,
+                        "scorekit classify")
         return [RequestOutput(self._request_id(), ClassificationOutput(p.tolist()), list(u.input_ids))
-                for p, u in zip(probs, used)]
+                for p, u in zip(done.outputs, done.prompts)]
 
     def encode(self, prompts, /, *, pooling_task: str = "embed", use_tqdm: bool = True,
                pooling_params: PoolingParams | None = None, truncate_prompt_tokens: int | None = None) -> list[RequestOutput]:
@@ -178,10 +202,13 @@ class LLM:
             raise ValueError(f"Unsupported pooling_task {pooling_task!r}")
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
-        matrices, used = self.scorer().token_embed(texts, _truncation(None, pooling, truncate_prompt_tokens),
-                                                   normalize=pooling.use_activation is not False, use_tqdm=use_tqdm)
+        truncation = _truncation(None, pooling, truncate_prompt_tokens)
+        normalize = pooling.use_activation is not False
+        scorer = self.scorer()
+        done = self.run(lambda **o: scorer.token_embed(texts, truncation, normalize=normalize, **o), use_tqdm,
+                        "scorekit encode")
         return [RequestOutput(self._request_id(), TokenEmbeddingOutput(m.tolist()), list(p.input_ids))
-                for m, p in zip(matrices, used)]
+                for m, p in zip(done.outputs, done.prompts)]
 
     def generative_score(self, query, items, label_token_ids: Sequence[int], *, apply_softmax: bool = True,
                          item_first: bool = False, add_special_tokens: bool = True,
@@ -189,7 +216,9 @@ class LLM:
         """P(label_token_ids[0]) as the next token after query+item (SPEC §5.5), one output per item."""
         if isinstance(items, str):
             items = [items]
-        scores, _ = self.scorer().generative(query, list(items), list(label_token_ids), apply_softmax=apply_softmax,
-                                             item_first=item_first, add_special_tokens=add_special_tokens,
-                                             use_tqdm=use_tqdm)
-        return [RequestOutput(self._request_id(), ScoringOutput(s)) for s in scores]
+        scorer = self.scorer()
+        done = self.run(lambda **o: scorer.generative(query, list(items), list(label_token_ids),
+                                                      apply_softmax=apply_softmax, item_first=item_first,
+                                                      add_special_tokens=add_special_tokens, **o),
+                        use_tqdm, "scorekit generative")
+        return [RequestOutput(self._request_id(), ScoringOutput(s)) for s in done.scores]

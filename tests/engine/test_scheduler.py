@@ -4,15 +4,23 @@ cancellation, the bounded queue and deduplication behave as documented."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
-from scorekit.engine.runner import Task
+from scorekit.engine.job import Job
+from scorekit.engine.prompt import Prompt
 from scorekit.engine.scheduler import QueueFull, Scheduler
-from scorekit.scoring.prompts import Prompt
+
+
+@dataclass(frozen=True)
+class Task:
+    """A stand-in task: the scheduler only compares tasks, and these executors read the name."""
+
+    name: str
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 
@@ -44,7 +52,7 @@ class _Recorder:
         self.ran = []
         self.release = threading.Event()
 
-    def __call__(self, task, prompts, on_progress):
+    def __call__(self, task, prompts, should_stop):
         self.ran.append(task.name)
         if len(self.ran) == 1:
             self.release.wait(5)
@@ -58,11 +66,11 @@ def _prompt(n):
 def test_priority_cancellation_and_results_per_caller():
     recorder = _Recorder()
     scheduler = Scheduler(recorder)
-    blocker = scheduler.submit(Task("block"), [_prompt(1)])
+    blocker = scheduler.submit(Job.of(Task("block"), [_prompt(1)]))
     time.sleep(0.1)  # the scheduler thread is now busy with `blocker`
-    late = scheduler.submit(Task("low"), [_prompt(2)], priority=5)
-    cancelled = scheduler.submit(Task("gone"), [_prompt(3)], priority=-10)
-    urgent = scheduler.submit(Task("high"), [_prompt(4), _prompt(5)], priority=-1)
+    late = scheduler.submit(Job.of(Task("low"), [_prompt(2)], priority=5))
+    cancelled = scheduler.submit(Job.of(Task("gone"), [_prompt(3)], priority=-10))
+    urgent = scheduler.submit(Job.of(Task("high"), [_prompt(4), _prompt(5)], priority=-1))
     assert cancelled.cancel()
     recorder.release.set()
     assert urgent.future.result(5) == [4, 5]
@@ -75,11 +83,11 @@ def test_priority_cancellation_and_results_per_caller():
 def test_queue_is_bounded():
     recorder = _Recorder()
     scheduler = Scheduler(recorder, max_queued_prompts=3)
-    scheduler.submit(Task("block"), [_prompt(1)])
+    scheduler.submit(Job.of(Task("block"), [_prompt(1)]))
     time.sleep(0.1)
-    scheduler.submit(Task("a"), [_prompt(1), _prompt(1)])
+    scheduler.submit(Job.of(Task("a"), [_prompt(1), _prompt(1)]))
     with pytest.raises(QueueFull):
-        scheduler.submit(Task("b"), [_prompt(1), _prompt(1)])
+        scheduler.submit(Job.of(Task("b"), [_prompt(1), _prompt(1)]))
     recorder.release.set()
     scheduler.stop()
 
@@ -92,23 +100,17 @@ def test_identical_prompts_run_once(minilm_llm):
     assert stats.deduplicated - before >= 4  # 2 repeated queries + 2 repeated docs were not re-run
 
 
-def test_cancel_scope_drops_queued_work_of_a_gone_client():
-    from scorekit.engine.cancel import CancelScope
-
+def test_cancelled_jobs_are_dropped_before_they_run():
     recorder = _Recorder()
     scheduler = Scheduler(recorder)
-    scheduler.submit(Task("block"), [_prompt(1)])
+    scheduler.submit(Job.of(Task("block"), [_prompt(1)]))
     time.sleep(0.1)
-    scope = CancelScope()
-    for name in ("x", "y"):
-        scope.add(scheduler.submit(Task(name), [_prompt(2)]))
-    survivor = scheduler.submit(Task("z"), [_prompt(3)])
-    assert scope.cancel() == 2
-    late = scheduler.submit(Task("after"), [_prompt(1)])
-    scope.add(late)  # registered after the client left: cancelled at once
-    assert late.future.cancelled()
+    gone = [scheduler.submit(Job.of(Task(name), [_prompt(2)])) for name in ("x", "y")]
+    survivor = scheduler.submit(Job.of(Task("z"), [_prompt(3)]))
+    assert all(job.cancel() for job in gone)  # not started: cancelled at once
     recorder.release.set()
     assert survivor.future.result(5) == [3]
+    assert all(job.future.cancelled() for job in gone)
     assert recorder.ran == ["block", "z"]
     scheduler.stop()
 
@@ -126,7 +128,7 @@ class _Gate:
         self.started = threading.Semaphore(0)
         self.release = threading.Event()
 
-    def __call__(self, task, prompts, on_progress):
+    def __call__(self, task, prompts, should_stop):
         self.ran.append(task.name)
         self.threads[task.name] = threading.current_thread().name
         if task.name in self.hold:
@@ -142,18 +144,18 @@ class _Gate:
 def test_two_model_threads_keep_priority_cancellation_and_results_per_caller():
     gate = _Gate("block-a", "block-b")
     scheduler = Scheduler(gate, model_threads=2, max_queued_prompts=6)
-    a = scheduler.submit(Task("block-a"), [_prompt(1)])
-    b = scheduler.submit(Task("block-b"), [_prompt(2)])
+    a = scheduler.submit(Job.of(Task("block-a"), [_prompt(1)]))
+    b = scheduler.submit(Job.of(Task("block-b"), [_prompt(2)]))
     gate.wait_started(2)  # both model threads are busy now
     assert gate.threads["block-a"] != gate.threads["block-b"]
-    late = scheduler.submit(Task("low"), [_prompt(3)], priority=5)
-    cancelled = scheduler.submit(Task("gone"), [_prompt(4)], priority=-10)
-    urgent = scheduler.submit(Task("high"), [_prompt(5), _prompt(6)], priority=-1)
-    same_task = [scheduler.submit(Task("high"), [_prompt(7)], priority=-1),
-                 scheduler.submit(Task("high"), [_prompt(8)])]
+    late = scheduler.submit(Job.of(Task("low"), [_prompt(3)], priority=5))
+    cancelled = scheduler.submit(Job.of(Task("gone"), [_prompt(4)], priority=-10))
+    urgent = scheduler.submit(Job.of(Task("high"), [_prompt(5), _prompt(6)], priority=-1))
+    same_task = [scheduler.submit(Job.of(Task("high"), [_prompt(7)], priority=-1)),
+                 scheduler.submit(Job.of(Task("high"), [_prompt(8)]))]
     assert cancelled.cancel()
     with pytest.raises(QueueFull):  # 6 sequences wait: the bound holds however many threads there are
-        scheduler.submit(Task("low"), [_prompt(9)])
+        scheduler.submit(Job.of(Task("low"), [_prompt(9)]))
     gate.release.set()
     assert urgent.future.result(5) == [5, 6]
     assert [w.future.result(5) for w in same_task] == [[7], [8]]  # merged into one group, answered per caller
@@ -178,12 +180,12 @@ def test_a_large_group_shares_its_batches_with_an_idle_model_thread():
             return k * 10
         return run
 
-    def execute(task, prompts, on_progress):
+    def execute(task, prompts, should_stop):
         results = dict(scheduler.fan_out([job(k) for k in range(len(prompts))]))
         return [results[k] for k in range(len(prompts))]
 
     scheduler = Scheduler(execute, model_threads=2)
-    item = scheduler.submit(Task("big"), [_prompt(1)] * 6)
+    item = scheduler.submit(Job.of(Task("big"), [_prompt(1)] * 6))
     assert item.future.result(10) == [0, 10, 20, 30, 40, 50]
     assert len(set(ran_on.values())) == 2
     scheduler.stop()
@@ -193,7 +195,7 @@ def test_an_error_in_a_helped_batch_reaches_the_caller():
     scheduler = None
     both_running = threading.Barrier(2, timeout=5)
 
-    def execute(task, prompts, on_progress):
+    def execute(task, prompts, should_stop):
         def ok():
             both_running.wait()
             return 1
@@ -205,23 +207,26 @@ def test_an_error_in_a_helped_batch_reaches_the_caller():
         return [v for _, v in scheduler.fan_out([ok, fails])]
 
     scheduler = Scheduler(execute, model_threads=2)
-    item = scheduler.submit(Task("t"), [_prompt(1)])
+    item = scheduler.submit(Job.of(Task("t"), [_prompt(1)]))
     with pytest.raises(ValueError, match="batch failed"):
         item.future.result(10)
-    assert scheduler.submit(Task("t2"), [_prompt(1)])  # the threads survived
+    assert scheduler.submit(Job.of(Task("t2"), [_prompt(1)]))  # the threads survived
     scheduler.stop()
 
 
 def test_two_model_threads_give_the_same_embeddings_as_one(minilm_llm):
+    from scorekit.config import EngineConfig
     from scorekit.engine.runner import Runner
+    from scorekit.engine.task import Task as EngineTask
+    from scorekit.engine.task import TaskKind
     from scorekit.scoring.prompts import pad_token_id
     from scorekit.scoring.truncation import TruncationParams
 
     texts = [" ".join(WORDS[(i * 5 + k) % len(WORDS)] for k in range(1 + i % 40)) for i in range(300)]
     prompts = minilm_llm.scorer().builder.singles(texts, TruncationParams(), is_query=False)
     pad = pad_token_id(minilm_llm.loaded.tokenizer)
-    runners = [Runner(minilm_llm.loaded.model, pad, max_batch_size=16, model_threads=n) for n in (1, 2)]
-    one, two = (r.run(Task("embed"), prompts) for r in runners)
+    runners = [Runner(minilm_llm.loaded.model, pad, EngineConfig(max_num_seqs=16, model_threads=n)) for n in (1, 2)]
+    one, two = (r.submit(Job.of(EngineTask(TaskKind.EMBED), prompts)).result() for r in runners)
     assert runners[1].stats.batches > 2 and runners[1].stats.sequences == len(prompts)
     for a, b in zip(one, two):
         assert torch.allclose(a, b, atol=1e-5)
@@ -233,7 +238,7 @@ def test_a_thread_waits_briefly_for_the_callers_it_just_answered():
     sizes = []
     first_group = threading.Event()
 
-    def execute(task, prompts, on_progress):
+    def execute(task, prompts, should_stop):
         sizes.append(len(prompts))
         if len(sizes) == 1:
             first_group.wait(5)  # three callers are queued meanwhile: they form the next group
@@ -242,18 +247,18 @@ def test_a_thread_waits_briefly_for_the_callers_it_just_answered():
 
     # A generous window (10x the last group's 0.1 s, up to 5 s), so the test does not race the clock.
     scheduler = Scheduler(execute, gather_fraction=10.0, max_gather_seconds=5.0)
-    blocker = scheduler.submit(Task("t"), [_prompt(1)])
+    blocker = scheduler.submit(Job.of(Task("t"), [_prompt(1)]))
     time.sleep(0.1)
-    callers = [scheduler.submit(Task("t"), [_prompt(2)]) for _ in range(3)]
+    callers = [scheduler.submit(Job.of(Task("t"), [_prompt(2)])) for _ in range(3)]
     time.sleep(0.2)
     first_group.set()
     blocker.future.result(5)
     [c.future.result(5) for c in callers]
     assert sizes == [1, 3]
     # The three come back one by one: the thread waits for all three instead of running the first alone.
-    again = [scheduler.submit(Task("t"), [_prompt(3)])]
+    again = [scheduler.submit(Job.of(Task("t"), [_prompt(3)]))]
     time.sleep(0.05)
-    again += [scheduler.submit(Task("t"), [_prompt(3)]) for _ in range(2)]
+    again += [scheduler.submit(Job.of(Task("t"), [_prompt(3)])) for _ in range(2)]
     assert [c.future.result(5) for c in again] == [[3], [3], [3]]
     assert sizes == [1, 3, 3]
     scheduler.stop()
@@ -263,7 +268,7 @@ class _FakeModel:
     """Enough of a ScoringModel for the runner: `embed` returns each row's length."""
 
     def __init__(self, packs_padding):
-        self.backbone = type("Backbone", (), {"packs_padding": packs_padding})()
+        self.packs_padding = packs_padding
         self.device, self.activation, self.supports_prefix = torch.device("cpu"), None, False
 
     def embed(self, batch, normalize=False):
@@ -272,38 +277,45 @@ class _FakeModel:
 
 @pytest.mark.parametrize("packs_padding, forwards", [(False, 2), (True, 1)])
 def test_a_backbone_that_skips_padding_gets_fewer_forwards(packs_padding, forwards):
+    from scorekit.config import EngineConfig
     from scorekit.engine.runner import Runner
+    from scorekit.engine.task import Task as EngineTask
+    from scorekit.engine.task import TaskKind
 
-    runner = Runner(_FakeModel(packs_padding), pad_id=0, model_threads=1)
+    runner = Runner(_FakeModel(packs_padding), 0, EngineConfig(model_threads=1))
     lengths = [5, 40, 9, 33, 12, 28]  # padded to 40 in one forward: splitting long from short is cheaper
-    out = runner.run(Task("embed"), [_prompt(n) for n in lengths])
+    out = runner.submit(Job.of(EngineTask(TaskKind.EMBED), [_prompt(n) for n in lengths])).result()
     assert [int(o) for o in out] == lengths
     assert runner.stats.batches == forwards
     runner.scheduler.stop()
 
 
-def test_prepared_work_is_built_on_the_model_thread_and_a_failure_stays_with_its_caller():
+def test_plans_run_on_the_model_thread_and_a_failure_stays_with_its_caller():
+    from scorekit.engine.job import Step
+
     recorder = _Recorder()
     scheduler = Scheduler(recorder, max_queued_prompts=4)
-    blocker = scheduler.submit(Task("block"), [_prompt(1)])
+    blocker = scheduler.submit(Job.of(Task("block"), [_prompt(1)]))
     time.sleep(0.1)  # the model thread is busy: the next three are taken together as one group
     built_on = []
 
-    def build(n):
+    def tokenised(n):  # a plan that builds its prompts where it runs, like the scorer's
         built_on.append(threading.current_thread().name)
-        return [_prompt(n), _prompt(n + 1)]
+        outputs = yield Step(Task("embed"), [_prompt(n), _prompt(n + 1)])
+        return outputs
 
     def too_long():
         raise ValueError("text over the length limit")
+        yield
 
-    good = scheduler.submit(Task("embed"), [], prepare=lambda: build(3), count=2)
-    bad = scheduler.submit(Task("embed"), [], prepare=too_long, count=1)
-    plain = scheduler.submit(Task("embed"), [_prompt(7)])
-    assert scheduler.queued_prompts == 4  # `count` holds a place in the bounded queue before tokenisation
+    good = scheduler.submit(Job(tokenised(3), size=2))
+    bad = scheduler.submit(Job(too_long(), size=1))
+    plain = scheduler.submit(Job.of(Task("embed"), [_prompt(7)]))
+    assert scheduler.queued_prompts == 4  # `size` holds a place in the bounded queue before tokenisation
     with pytest.raises(QueueFull):
-        scheduler.submit(Task("embed"), [], prepare=lambda: build(1), count=1)
+        scheduler.submit(Job(tokenised(1), size=1))
     recorder.release.set()
-    assert good.future.result(5) == [3, 4] and good.prompts == [_prompt(3), _prompt(4)]
+    assert good.future.result(5) == [3, 4]
     assert plain.future.result(5) == [7]
     with pytest.raises(ValueError, match="length limit"):
         bad.future.result(5)
@@ -320,7 +332,7 @@ def test_idle_model_threads_share_queued_requests_fairly():
     sizes, threads = [], set()
     both_running = threading.Barrier(2, timeout=5)  # only passes if two threads run groups at the same time
 
-    def execute(task, prompts, on_progress):
+    def execute(task, prompts, should_stop):
         sizes.append(len(prompts))
         threads.add(threading.current_thread().name)
         both_running.wait()
@@ -333,7 +345,7 @@ def test_idle_model_threads_share_queued_requests_fairly():
     while scheduler._idle < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     with scheduler._cond:  # all eight are queued before either thread wakes
-        items = [scheduler.submit(Task("embed"), [_prompt(k + 1)]) for k in range(8)]
+        items = [scheduler.submit(Job.of(Task("embed"), [_prompt(k + 1)])) for k in range(8)]
     assert [w.future.result(10) for w in items] == [[k + 1] for k in range(8)]
     assert sorted(sizes) == [4, 4] and len(threads) == 2
     scheduler.stop()

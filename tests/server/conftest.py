@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
+from scorekit.config import ServerConfig
 from scorekit.server.app import build_app
 
 os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
@@ -59,19 +60,20 @@ def smollm2(smollm2_llm):
 
 @pytest.fixture(scope="session")
 def server(minilm):
-    with LiveServer(build_app(minilm, ["minilm", "sentence-transformers/all-MiniLM-L6-v2"])) as live:
+    with LiveServer(build_app(minilm, ServerConfig(served_model_names=("minilm", "sentence-transformers/all-MiniLM-L6-v2")))) as live:
         yield live
 
 
 @pytest.fixture(scope="session")
 def keyed_server(minilm):
-    with LiveServer(build_app(minilm, ["minilm"], api_keys=[API_KEY], enable_request_id_headers=True)) as live:
+    with LiveServer(build_app(minilm, ServerConfig(served_model_names=("minilm",), api_keys=(API_KEY,),
+                                                 enable_request_id_headers=True))) as live:
         yield live
 
 
 @pytest.fixture(scope="session")
 def smol_server(smollm2):
-    with LiveServer(build_app(smollm2, ["smollm2"], api_keys=[API_KEY])) as live:
+    with LiveServer(build_app(smollm2, ServerConfig(served_model_names=("smollm2",), api_keys=(API_KEY,)))) as live:
         yield live
 
 

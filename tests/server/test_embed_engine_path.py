@@ -1,5 +1,6 @@
 """/v1/embeddings and /v2/embed hand their texts straight to the engine: tokenised on a model thread, vectors
-normalised per batch, no worker-thread round trip. Errors still belong to the request that caused them."""
+normalised per batch, no thread waiting on the request's behalf. Errors still belong to the request that caused
+them."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_cohere_embed_types_from_the_engine_path(http, minilm):
 
 
 def test_batch_normalisation_equals_normalising_each_vector(minilm):
-    raw = minilm.scorer().embed(TEXTS, normalize=False)[0]
-    unit = minilm.scorer().embed(TEXTS, normalize=True)[0]
+    raw = minilm.engine.submit(minilm.scorer().embed(TEXTS, normalize=False)).result().outputs
+    unit = minilm.engine.submit(minilm.scorer().embed(TEXTS, normalize=True)).result().outputs
     for r, u in zip(raw, unit):
         assert torch.allclose(F.normalize(r, dim=-1), u, atol=1e-6, rtol=0)  # two calls: batch layouts may differ

@@ -1,9 +1,14 @@
-"""The engine's scheduler: model threads that batch work from every concurrent caller.
+"""The engine's scheduler: model threads that batch the jobs of every concurrent caller, fairly.
 
-Callers (server request threads, the offline API) `submit` a task and its prompts and wait on a future. A free
-model thread takes all pending work of the most urgent task — across requests — runs it as length-sorted,
-cost-planned batches, and hands each caller its own rows back. Higher `priority` (lower number, as in vLLM) is
-taken first; cancelled work is dropped before it runs; the queue is bounded.
+Callers `submit` a Job (engine/job.py) and wait on its future. A free model thread takes the most urgent job
+(priority, then arrival; lower priority numbers first, as in vLLM) with every other queued job of the same task,
+runs the next chunk of each as one length-sorted, cost-planned group, hands each job its rows back, and puts
+jobs that have more to do back at the end of the queue. So:
+- concurrent requests share forwards (eight single-text requests make one batch, not eight);
+- a large request runs chunk by chunk, and a one-text request that arrives meanwhile is served after at most
+  one chunk, not after the whole large request (fairness);
+- a job whose caller has gone stops at its next chunk, or between two batches of its chunk (cancellation);
+- the queue is bounded: a submission beyond `max_queued_prompts` sequences is refused with QueueFull (503).
 
 Several model threads (each with a share of torch's intra-op threads) rather than one: on a small CPU a
 forward of a few short rows keeps one core busy far better than two, and concurrent requests arrive a few at a
@@ -14,18 +19,19 @@ threads that have nothing of their own to do.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 
+from scorekit import runtime
 from scorekit.engine.fanout import SharedJobs
+from scorekit.engine.job import Job
+from scorekit.engine.prompt import Prompt
+from scorekit.engine.task import Task
 from scorekit.errors import ScoreKitError
-from scorekit.scoring.prompts import Prompt
 
 T = TypeVar("T")
 
@@ -35,46 +41,32 @@ class QueueFull(ScoreKitError):
     error_type = "ServiceUnavailableError"
 
 
-@dataclass(eq=False)
-class WorkItem:
-    task: object  # engine.runner.Task (hashable)
-    prompts: Sequence[Prompt]
-    priority: int = 0
-    seq: int = 0
-    on_progress: Callable[[int], None] | None = None
-    # Builds `prompts` on the model thread when the work is taken (the server's tokenisation: no hop through
-    # a request thread); its exception fails this item alone.
-    prepare: Callable[[], Sequence[Prompt]] | None = None
-    queued: int = 0  # sequences it counts for in the bounded queue
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+class Stopped(Exception):
+    """A group's every job was cancelled while it ran: its remaining batches are not run."""
 
-    def cancel(self) -> bool:
-        """Drop the work if it has not started (a client that went away)."""
-        return self.future.cancel()
 
-    @property
-    def urgency(self) -> tuple[int, int]:
-        return self.priority, self.seq
+Execute = Callable[[Task, list[Prompt], Callable[[], bool]], list[torch.Tensor]]
 
 
 class Scheduler:
-    """`execute(task, prompts, on_progress)` runs one merged group on the model; it is the Runner's job, and it
-    may spread the group's batches over idle model threads with `fan_out`.
+    """`execute(task, prompts, should_stop)` runs one merged group on the model (the Runner's job): it may spread
+    the group's batches over idle model threads with `fan_out`, and raises Stopped between batches once
+    `should_stop()` is true.
 
-    `model_threads` threads take work; each sets torch's intra-op threads to `torch_threads` (None: torch's
+    `model_threads` threads take work; each sizes torch's intra-op threads to `torch_threads` (None: torch's
     default for a new thread)."""
 
-    def __init__(self, execute: Callable[[object, list[Prompt], Callable[[int], None] | None], list[torch.Tensor]],
-                 max_queued_prompts: int = 100_000, model_threads: int = 1, torch_threads: int | None = None,
+    def __init__(self, execute: Execute, max_queued_prompts: int = 100_000, model_threads: int = 1,
+                 torch_threads: int | None = None, chunk_tokens: int = 16384,
                  gather_fraction: float = 0.5, max_gather_seconds: float = 0.02):
         self._execute = execute
+        self.chunk_tokens = chunk_tokens
         self.gather_fraction = gather_fraction
         self.max_gather_seconds = max_gather_seconds
         self.max_queued_prompts = max_queued_prompts
         self.model_threads = max(1, model_threads)
         self.torch_threads = torch_threads
-        self._queue: list[WorkItem] = []
-        self._queued_prompts = 0
+        self._queue: list[Job] = []
         self._shared: list[SharedJobs] = []  # groups whose batches idle model threads may run
         self._cond = threading.Condition()
         self._counter = itertools.count()
@@ -82,26 +74,28 @@ class Scheduler:
         self._group = threading.local()  # per model thread: the urgency of the group it is running
         self._stopped = False
         self._idle = 0  # model threads waiting for work in _next
+        self._running = 0  # groups being run now (for `busy`)
 
     # -- callers ---------------------------------------------------------------------------------------
-    def submit(self, task, prompts: Sequence[Prompt], priority: int = 0,
-               on_progress: Callable[[int], None] | None = None,
-               prepare: Callable[[], Sequence[Prompt]] | None = None, count: int | None = None) -> WorkItem:
-        """Queue `prompts`, or `count` prompts that `prepare` will build on the model thread."""
-        queued = len(prompts) if prepare is None else (count or 0)
-        item = WorkItem(task, prompts, priority, next(self._counter), on_progress, prepare, queued)
+    def submit(self, job: Job) -> Job:
         with self._cond:
-            if self._queued_prompts + item.queued > self.max_queued_prompts and self._queue:
-                raise QueueFull(f"The engine queue is full ({self._queued_prompts} sequences waiting); retry later.")
-            self._queue.append(item)
-            self._queued_prompts += item.queued
+            queued = self.queued_prompts
+            if self._queue and queued + job.queued > self.max_queued_prompts:
+                raise QueueFull(f"The engine queue is full ({queued} sequences waiting); retry later.")
+            job.seq = next(self._counter)
+            self._queue.append(job)
             self._ensure_threads()
             self._cond.notify()
-        return item
+        return job
 
     @property
     def queued_prompts(self) -> int:
-        return self._queued_prompts
+        return sum(job.queued for job in list(self._queue))
+
+    @property
+    def busy(self) -> bool:
+        """Work is queued or running (tests and benchmarks wait for the engine to go idle)."""
+        return bool(self._queue) or self._running > 0
 
     def stop(self) -> None:
         with self._cond:
@@ -135,9 +129,12 @@ class Scheduler:
             thread.start()
             self._threads.append(thread)
 
-    def _next(self) -> SharedJobs | list[WorkItem] | None:
-        """Wait for work: a batch of a running group that is at least as urgent as anything queued, else all
-        pending work for the task of the most urgent queued item (priority, then arrival). None: stopped.
+    def _next(self) -> SharedJobs | list[Job] | None:
+        """Wait for work: a batch of a running group of higher priority than anything queued, else the most
+        urgent queued job with every queued job that can share its forwards. None: stopped.
+
+        A queued job of equal priority goes before helping a running group: the running group is a large job's
+        chunk, and the queued one a newcomer that would otherwise wait for that chunk to end.
 
         Gathering: callers this thread just answered tend to come straight back (a client with its next
         request). Taking the first of them alone would run a batch of one, so while fewer callers wait than
@@ -148,25 +145,30 @@ class Scheduler:
         with self._cond:
             while not self._stopped:
                 shared = min((s for s in self._shared if s.has_pending), key=lambda s: s.urgency, default=None)
-                first = min(self._queue, key=lambda w: w.urgency, default=None)
-                if shared is not None and (first is None or shared.urgency <= first.urgency):
+                first = min(self._queue, key=lambda j: j.urgency, default=None)
+                if shared is not None and (first is None or shared.urgency[0] < first.priority):
                     return shared
                 if first is not None:
-                    taken = [w for w in self._queue if w.task == first.task]
+                    taken = [j for j in self._queue if _joins(j, first)]
                     if len(taken) < getattr(self._group, "served", 0):
                         left = self._group.gather_until - time.monotonic()
                         if left > 0:
                             self._idle_wait(left)
                             continue
                     taken = self._my_share(taken)
-                    chosen = set(taken)  # WorkItems hash by identity (eq=False)
-                    self._queue = [w for w in self._queue if w not in chosen]
-                    self._queued_prompts -= sum(w.queued for w in taken)
+                    self._remove(taken)
                     if self._queue and self._idle:
                         self._cond.notify()  # an idle model thread takes what this one left
+                    self._running += 1
                     return taken
+                if shared is not None:
+                    return shared
                 self._idle_wait(None)
             return None
+
+    def _remove(self, jobs: list[Job]) -> None:
+        chosen = set(map(id, jobs))
+        self._queue = [j for j in self._queue if id(j) not in chosen]
 
     def _idle_wait(self, timeout: float | None) -> None:
         self._idle += 1
@@ -175,26 +177,43 @@ class Scheduler:
         finally:
             self._idle -= 1
 
-    def _my_share(self, items: list[WorkItem]) -> list[WorkItem]:
-        """The most urgent items of one task, as many as make this thread's fair part of their prompts when
+    def _my_share(self, jobs: list[Job]) -> list[Job]:
+        """The most urgent jobs of one task, as many as make this thread's fair part of their prompts when
         other model threads are idle too; all of them otherwise. Without it the first thread to wake took all
         eight single-text requests at concurrency 8 and ran them alone while the other core waited, and the
         two threads settled into taking turns (bench/serve_load.py: 1.05 of 2 cores busy on the model)."""
-        if not self._idle or len(items) == 1:
-            return items
-        items = sorted(items, key=lambda w: w.urgency)
-        part = sum(max(w.queued, 1) for w in items) / (self._idle + 1)
+        if not self._idle or len(jobs) == 1:
+            return jobs
+        jobs = sorted(jobs, key=lambda j: j.urgency)
+        part = sum(j.queued for j in jobs) / (self._idle + 1)
         share, prompts = [], 0
-        for item in items:
+        for job in jobs:
             if share and prompts >= part:
                 break
-            share.append(item)
-            prompts += max(item.queued, 1)
+            share.append(job)
+            prompts += job.queued
         return share
+
+    def _requeue(self, jobs: list[Job], behind: bool) -> None:
+        """Jobs with more to do go back to the queue; `behind`: after every job that arrived meanwhile."""
+        if not jobs:
+            return
+        with self._cond:
+            for job in jobs:
+                if behind:
+                    job.seq = next(self._counter)
+                self._queue.append(job)
+            self._cond.notify(len(jobs))
+
+    def _same_task_queued(self, task: Task) -> list[Job]:
+        with self._cond:
+            joined = [j for j in self._queue if j.task == task and not j.cancel_requested]
+            self._remove(joined)
+            return joined
 
     def _loop(self) -> None:
         if self.torch_threads is not None:
-            torch.set_num_threads(self.torch_threads)  # this thread's own OpenMP/MKL setting, not the process's
+            runtime.set_model_thread_torch_threads(self.torch_threads)  # this thread's, not the process's
         while True:
             work = self._next()
             if work is None:
@@ -202,44 +221,53 @@ class Scheduler:
             if isinstance(work, SharedJobs):
                 work.help()
                 continue
-            # set_running_or_notify_cancel: False for work whose caller cancelled it — dropped here, never run.
-            items = [w for w in work if w.future.set_running_or_notify_cancel() and self._prepared(w)]
-            if not items:
-                continue
             try:
-                self._run_group(items)
-            except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear about it
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                self._serve(work)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
 
-    @staticmethod
-    def _prepared(item: WorkItem) -> bool:
-        """Build a running item's prompts if it came with `prepare`; False (and its caller told) if that failed."""
-        if item.prepare is None:
-            return True
-        try:
-            item.prompts = item.prepare()
-        except BaseException as exc:  # noqa: BLE001 - e.g. a text over the length limit: a 400 for this request only
-            item.future.set_exception(exc)
-            return False
-        return True
+    def _serve(self, jobs: list[Job]) -> None:
+        """Start the jobs that have not started (their plans run up to a first step), then run one chunk of
+        every job that shares the most urgent one's task."""
+        ready = [j for j in jobs if (j.begin() if not j.started else not j.stop_if_cancelled())]
+        if not ready:
+            return
+        lead = min(ready, key=lambda j: j.urgency).task
+        group = [j for j in ready if j.task == lead]
+        self._requeue([j for j in ready if j.task != lead], behind=False)
+        group += self._same_task_queued(lead)
+        self._run_group(lead, group)
 
-    def _run_group(self, items: list[WorkItem]) -> None:
-        prompts = [p for item in items for p in item.prompts]
-        callbacks = [item.on_progress for item in items if item.on_progress is not None]
-
-        def progress(n: int) -> None:
-            for callback in callbacks:
-                callback(n)
-
-        self._group.urgency = min(item.urgency for item in items)
+    def _run_group(self, task: Task, jobs: list[Job]) -> None:
+        chunks = [job.next_chunk(self.chunk_tokens) for job in jobs]
+        prompts = [p for chunk in chunks for p in chunk]
+        self._group.urgency = min(job.urgency for job in jobs)
         started = time.monotonic()
-        outputs = self._execute(items[0].task, prompts, progress if callbacks else None)
+        try:
+            outputs = self._execute(task, prompts, lambda: all(job.cancel_requested for job in jobs))
+        except Stopped:
+            for job in jobs:
+                job.stop_if_cancelled()
+            return
+        except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear about it
+            for job in jobs:
+                job.fail(exc)
+            return
         finished = time.monotonic()
-        self._group.served = len(items)
+        self._group.served = len(jobs)
         self._group.gather_until = finished + min(self.max_gather_seconds, self.gather_fraction * (finished - started))
-        start = 0
-        for item in items:
-            item.future.set_result(outputs[start:start + len(item.prompts)])
-            start += len(item.prompts)
+        more, start = [], 0
+        for job, chunk in zip(jobs, chunks):
+            if job.deliver(outputs[start:start + len(chunk)]):
+                more.append(job)
+            start += len(chunk)
+        self._requeue(more, behind=True)
+
+
+def _joins(job: Job, first: Job) -> bool:
+    """Whether a queued job is taken together with the most urgent one: jobs that have not started (their task
+    is known only once their plan runs, on the model thread) go with other unstarted ones; started ones with
+    those of the same task."""
+    return job.task == first.task if first.started else not job.started

@@ -9,20 +9,18 @@ Tokenisation is always one batched call to the Rust tokenizer, never a Python lo
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from scorekit.engine.prompt import Prompt
 from scorekit.scoring.templates import check_template_kwargs, render_score_prompt
-from scorekit.scoring.truncation import TruncationParams, cut_text_to_tokens, finish
-
-
-@dataclass(frozen=True)
-class Prompt:
-    input_ids: tuple[int, ...]
-    token_type_ids: tuple[int, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
+from scorekit.scoring.truncation import (
+    SAFETY_TOKENS,
+    TruncationParams,
+    bound_text,
+    char_budget,
+    cut_text_to_tokens,
+    finish,
+)
 
 
 def pad_token_id(tokenizer) -> int:
@@ -60,6 +58,25 @@ class PromptBuilder:
             return self.tokenizer(*args, **kwargs)
 
     # -- text limits applied before packing -------------------------------------------------------------
+    def bounded(self, texts: Sequence[str], params: TruncationParams) -> list[str]:
+        """Texts longer than the model's character budget cut to it before tokenising (truncation.bound_text);
+        the result is what tokenising the whole text gives, which `_still_exact` checks for every cut text."""
+        budget = char_budget(self.max_model_len)
+        if all(len(t) <= budget for t in texts):
+            return list(texts)
+        side = params.truncation_side or getattr(self.tokenizer, "truncation_side", "right")
+        keep_end = side == "left" and params.truncate_prompt_tokens is not None
+        out = []
+        for text in texts:
+            cut = bound_text(text, budget, keep_end)
+            out.append(cut if cut is text or self._still_exact(cut) else text)
+        return out
+
+    def _still_exact(self, cut: str) -> bool:
+        """A cut text keeps more tokens than any prompt may hold (plus a margin for its last, cut word)."""
+        tokens = self.tokenize(cut, add_special_tokens=False)["input_ids"]
+        return len(tokens) > self.max_model_len + SAFETY_TOKENS
+
     def _cap(self, texts: Sequence[str], limit: int) -> list[str]:
         if not limit:
             return list(texts)
@@ -86,8 +103,8 @@ class PromptBuilder:
         params: TruncationParams,
         template_kwargs: dict[str, Any] | None = None,
     ) -> list[Prompt]:
-        queries = self._cap([q for q, _ in pairs], params.max_tokens_per_query)
-        docs = self._cap([d for _, d in pairs], params.max_tokens_per_doc)
+        queries = self._cap(self.bounded([q for q, _ in pairs], params), params.max_tokens_per_query)
+        docs = self._cap(self.bounded([d for _, d in pairs], params), params.max_tokens_per_doc)
         kwargs = params.tokenizer_kwargs(self.max_model_len)
         if self.template is not None:
             check_template_kwargs(template_kwargs)
@@ -126,7 +143,7 @@ class PromptBuilder:
     # -- bi-encoder / late interaction / generative -----------------------------------------------------
     def singles(self, texts: Sequence[str], params: TruncationParams, is_query: bool) -> list[Prompt]:
         limit = params.max_tokens_per_query if is_query else params.max_tokens_per_doc
-        texts = self._cap(texts, limit)
+        texts = self._cap(self.bounded(texts, params), limit)
         kwargs = params.tokenizer_kwargs(self.max_model_len)
         encoded = self.tokenize(list(texts), add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
         return self._finish_all(encoded, params)

@@ -1,27 +1,30 @@
-"""The scoring layer: requests in plain Python values → prompts → engine → scores and usage.
+"""The scoring layer: requests in plain Python values → plans of engine steps → scores and usage.
 
-Both the offline `LLM` and the HTTP server call this, so every rule of SPEC §4–§5 lives in one place.
+Both the offline `LLM` and the HTTP server call this, so every rule of SPEC §4–§5 lives in one place. Each
+public method checks what it can check at once (pairing rules, parameters: a bad request fails fast, without
+queueing) and returns a Job: its plan tokenises on the engine's model thread, runs its steps, and computes
+the scores there. The caller submits it through the engine's one door and waits for, or awaits, its future.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Sequence
 
 import torch
 
-from scorekit.engine.runner import Runner, Task
-from scorekit.engine.scheduler import WorkItem
+from scorekit.engine.job import Job, Plan, Step, no_step
+from scorekit.engine.prompt import Prompt
+from scorekit.engine.task import Task, TaskKind
 from scorekit.errors import UnsupportedTask, ValidationError
 from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
 from scorekit.scoring.pairing import as_list, pair_inputs
-from scorekit.scoring.prompts import Prompt, PromptBuilder
+from scorekit.scoring.prompts import PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
 
 MAX_LABELS = 128
-# Late interaction holds every document token's embedding until MaxSim: this many tokens per engine call.
+# Late interaction holds every document token's embedding until MaxSim: this many tokens per engine step.
 LATE_INTERACTION_CHUNK_TOKENS = 65_536
 
 
@@ -38,6 +41,24 @@ class ScoreResult:
     scores: list[float]
     prompt_token_ids: list[list[int]]  # per pair: packed prompt, or query ids + [pad] + doc ids
     prompt_tokens: int  # usage: tokens of the engine inputs actually run
+
+
+@dataclass
+class Encoded:
+    """Per-input model outputs (vectors, matrices or probabilities) and the prompts they came from."""
+
+    outputs: list[torch.Tensor]
+    prompts: list[Prompt]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(len(p) for p in self.prompts)
+
+
+@dataclass
+class GenerativeResult:
+    scores: list[float]
+    prompt_tokens: int
 
 
 @dataclass
@@ -69,10 +90,9 @@ def rank(documents: Sequence[Any], scores: Sequence[float], top_n: int = 0) -> l
 
 
 class Scorer:
-    def __init__(self, loaded: LoadedModel, runner: Runner, template: str | None = None):
+    def __init__(self, loaded: LoadedModel, template: str | None = None):
         self.loaded = loaded
         self.info = loaded.info
-        self.runner = runner
         self.tokenizer = loaded.tokenizer
         self.template = template
         self.builder = PromptBuilder(
@@ -97,120 +117,131 @@ class Scorer:
         return self.info.score_type
 
     # -- score / rerank --------------------------------------------------------------------------------
-    def score(self, side1, side2, params: ScoreParams | None = None, use_tqdm: bool = False) -> ScoreResult:
+    def score(self, side1, side2, params: ScoreParams | None = None, **job_options) -> Job:
+        """A job whose result is a ScoreResult, one score per pair in pair order."""
         params = params or ScoreParams()
         score_type = self.check_score_api()
         pairs = pair_inputs(side1, side2, self.info.architecture)
         params.truncation.validate(self.max_model_len)
         if score_type == "cross-encoder":
-            return self._cross(pairs, params, use_tqdm)
-        return self._separate(pairs, params, score_type, len(as_list(side1)) == 1, use_tqdm)
+            plan = self._cross(pairs, params)
+        elif score_type == "bi-encoder":
+            plan = self._bi_encoder(pairs, params, len(as_list(side1)) == 1)
+        else:
+            plan = self._late_interaction(pairs, params, len(as_list(side1)) == 1)
+        return Job(plan, priority=params.priority, size=len(pairs), **job_options)
 
-    def _cross(self, pairs, params: ScoreParams, use_tqdm: bool) -> ScoreResult:
+    def _cross(self, pairs, params: ScoreParams) -> Plan:
         prompts = self.builder.pairs(pairs, params.truncation, params.template_kwargs)
-        logits = self.runner.run(Task("classify"), prompts, use_tqdm=use_tqdm, priority=params.priority)
+        logits = yield Step(Task(TaskKind.CLASSIFY), prompts)
         activated = params.use_activation is not False
         scores = [float(maths.activate(l, self.info.activation)[0] if activated else l[0]) for l in logits]
         return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts))
 
-    def _separate(self, pairs, params: ScoreParams, score_type: str, one_query: bool, use_tqdm: bool) -> ScoreResult:
+    def _sides(self, pairs, params: ScoreParams, one_query: bool) -> tuple[list[Prompt], list[Prompt]]:
         """Bi-encoder and late interaction: each side is its own prompt; a 1:N query is encoded once."""
         queries = [q for q, _ in pairs]
         query_prompts = self.builder.singles(queries[:1] if one_query else queries, params.truncation, is_query=True)
         doc_prompts = self.builder.singles([d for _, d in pairs], params.truncation, is_query=False)
-        if score_type == "bi-encoder":
-            outputs = self.runner.run(Task("embed"), query_prompts + doc_prompts, use_tqdm=use_tqdm,
-                                      priority=params.priority)
-            query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
-            query_out = query_out * len(pairs) if one_query else query_out
-            scores = [maths.cosine(q, d) for q, d in zip(query_out, doc_out)]
-        else:
-            scores = self._late_interaction(query_prompts, doc_prompts, one_query, params.priority, use_tqdm)
-        used_queries = query_prompts
+        return query_prompts, doc_prompts
+
+    def _separate_result(self, scores: list[float], query_prompts: list[Prompt], doc_prompts: list[Prompt],
+                         one_query: bool) -> ScoreResult:
+        usage = sum(len(p) for p in query_prompts) + sum(len(p) for p in doc_prompts)
         if one_query:
-            query_prompts = query_prompts * len(pairs)
+            query_prompts = query_prompts * len(doc_prompts)
         pad = self.builder.pad_id
         token_ids = [list(q.input_ids) + [pad] + list(d.input_ids) for q, d in zip(query_prompts, doc_prompts)]
-        usage = sum(len(p) for p in used_queries) + sum(len(p) for p in doc_prompts)
         return ScoreResult(scores, token_ids, usage)
 
-    def _late_interaction(self, query_prompts: list[Prompt], doc_prompts: list[Prompt], one_query: bool,
-                          priority: int, use_tqdm: bool) -> list[float]:
-        """MaxSim scores, with the documents run in chunks that are reduced to scores at once: the token
+    def _bi_encoder(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
+        query_prompts, doc_prompts = self._sides(pairs, params, one_query)
+        outputs = yield Step(Task(TaskKind.EMBED), query_prompts + doc_prompts)
+        query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
+        query_out = query_out * len(pairs) if one_query else query_out
+        scores = [maths.cosine(q, d) for q, d in zip(query_out, doc_out)]
+        return self._separate_result(scores, query_prompts, doc_prompts, one_query)
+
+    def _late_interaction(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
+        """MaxSim scores, with the documents run in steps that are reduced to scores at once: the token
         embeddings of a whole 1 × 2,000 × 512-token request would otherwise be held together (1.5 GB on MiniLM)."""
-        task = Task("token_embed")
+        query_prompts, doc_prompts = self._sides(pairs, params, one_query)
+        task = Task(TaskKind.TOKEN_EMBED)
         scores: list[float] = []
         queries: list[torch.Tensor] = []
         for start, end in _chunks([len(p) for p in doc_prompts], LATE_INTERACTION_CHUNK_TOKENS):
-            # The chunk's own queries run in the same engine call (1:N: the one query, with the first chunk).
+            # The chunk's own queries run in the same step (1:N: the one query, with the first chunk).
             chunk_queries = (query_prompts if start == 0 else []) if one_query else query_prompts[start:end]
-            outputs = self.runner.run(task, chunk_queries + doc_prompts[start:end], use_tqdm=use_tqdm,
-                                      priority=priority)
+            outputs = yield Step(task, chunk_queries + doc_prompts[start:end])
             queries = [maths.normalize(q) for q in outputs[: len(chunk_queries)]] or queries
             for row, doc in enumerate(outputs[len(chunk_queries):]):
                 scores.append(maths.maxsim(queries[0] if one_query else queries[row], maths.normalize(doc)))
-        return scores
+        return self._separate_result(scores, query_prompts, doc_prompts, one_query)
 
     # -- embeddings and classification -----------------------------------------------------------------
-    def embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
-              use_tqdm: bool = False) -> tuple[list[torch.Tensor], list[Prompt]]:
-        truncation = self._embed_truncation(truncation)
-        prompts = self.builder.singles(texts, truncation, is_query=False)
-        return self.runner.run(Task("embed", normalize=normalize), prompts, use_tqdm=use_tqdm), prompts
+    def _singles(self, texts: Sequence[str], truncation: TruncationParams | None) -> tuple[list[str], TruncationParams]:
+        truncation = truncation or TruncationParams()
+        truncation.validate(self.max_model_len)
+        return list(texts), truncation
 
-    def _embed_truncation(self, truncation: TruncationParams | None) -> TruncationParams:
+    def embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
+              priority: int = 0, **job_options) -> Job:
+        """A job whose result is Encoded: one pooled vector per text (unit length when `normalize`)."""
         if self.info.task not in ("embed", "token_embed"):
             raise UnsupportedTask("The model does not support the Embeddings API")
-        truncation = truncation or TruncationParams()
-        truncation.validate(self.max_model_len)
-        return truncation
-
-    def submit_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None,
-                     normalize: bool = True, priority: int = 0) -> WorkItem:
-        """`embed` without waiting, for the server: the texts are tokenised on the model thread when their turn
-        comes (`item.prompts` then holds them) and `item.future` gets the vectors."""
-        truncation = self._embed_truncation(truncation)
-        texts = list(texts)
-        return self.runner.submit(Task("embed", normalize=normalize), [], priority,
-                                  prepare=partial(self.builder.singles, texts, truncation, is_query=False),
-                                  count=len(texts))
+        texts, truncation = self._singles(texts, truncation)
+        return Job(self._encode(Task(TaskKind.EMBED, normalize=normalize), texts, truncation),
+                   priority=priority, size=len(texts), **job_options)
 
     def token_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
-                    use_tqdm: bool = False) -> tuple[list[torch.Tensor], list[Prompt]]:
-        truncation = truncation or TruncationParams()
-        truncation.validate(self.max_model_len)
-        prompts = self.builder.singles(texts, truncation, is_query=False)
-        matrices = self.runner.run(Task("token_embed"), prompts, use_tqdm=use_tqdm)
-        return [maths.normalize(m) if normalize else m for m in matrices], prompts
+                    priority: int = 0, **job_options) -> Job:
+        """A job whose result is Encoded: one [tokens, dim] matrix per text (rows unit length when `normalize`)."""
+        texts, truncation = self._singles(texts, truncation)
+        plan = self._encode(Task(TaskKind.TOKEN_EMBED), texts, truncation,
+                            post=maths.normalize if normalize else None)
+        return Job(plan, priority=priority, size=len(texts), **job_options)
 
     def classify(self, texts: Sequence[str], truncation: TruncationParams | None = None,
-                 use_activation: bool | None = None, use_tqdm: bool = False) -> tuple[list[torch.Tensor], list[Prompt]]:
+                 use_activation: bool | None = None, priority: int = 0, **job_options) -> Job:
+        """A job whose result is Encoded: class probabilities per text (raw logits with use_activation=False)."""
         if self.info.task != "classify":
             raise UnsupportedTask("The model does not support the Classification API")
-        truncation = truncation or TruncationParams()
-        truncation.validate(self.max_model_len)
+        texts, truncation = self._singles(texts, truncation)
+        activation = self.info.activation
+        post = None if use_activation is False else (lambda logits: maths.activate(logits, activation))
+        return Job(self._encode(Task(TaskKind.CLASSIFY), texts, truncation, post=post),
+                   priority=priority, size=len(texts), **job_options)
+
+    def _encode(self, task: Task, texts: list[str], truncation: TruncationParams, post=None) -> Plan:
         prompts = self.builder.singles(texts, truncation, is_query=False)
-        logits = self.runner.run(Task("classify"), prompts, use_tqdm=use_tqdm)
-        if use_activation is False:
-            return logits, prompts
-        return [maths.activate(l, self.info.activation) for l in logits], prompts
+        outputs = yield Step(task, prompts)
+        return Encoded([post(o) for o in outputs] if post is not None else list(outputs), prompts)
+
+    # -- tokenizer ---------------------------------------------------------------------------------------
+    def tokenize(self, text: str, add_special_tokens: bool = True, priority: int = 0) -> Job:
+        """A job whose result is the token ids of `text` (run on a model thread, like all tokenising)."""
+        def ids() -> list[int]:
+            return list(self.builder.tokenize(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+        return Job(no_step(ids), priority=priority)
 
     # -- generative scoring (SPEC §5.5) ----------------------------------------------------------------
     def _token_list(self, ids, field_name: str) -> list[int]:
-        vocab = self.loaded.model.backbone.vocab_size
+        vocab = self.loaded.model.vocab_size
         if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab for t in ids):
             raise ValidationError(f"{field_name} token ids must be integers in [0, {vocab})", param=field_name)
         return list(ids)
 
     def generative(self, query, items, label_token_ids, apply_softmax: bool = True, item_first: bool = False,
-                   add_special_tokens: bool = True, use_tqdm: bool = False, priority: int = 0) -> tuple[list[float], int]:
+                   add_special_tokens: bool = True, priority: int = 0, **job_options) -> Job:
+        """A job whose result is a GenerativeResult: P(label_token_ids[0]) after each query+item prompt."""
         if self.info.task != "generate":
             raise UnsupportedTask("The model does not support Generative Scoring API")
-        vocab = self.loaded.model.backbone.vocab_size
+        vocab = self.loaded.model.vocab_size
         if label_token_ids is None:
             raise ValidationError("label_token_ids is required", param="label_token_ids")
         for token in label_token_ids:
-            if not isinstance(token, int) or not 0 <= token < vocab:
+            if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < vocab:
                 raise ValidationError(
                     f"label_token_id {token} is out of vocabulary range [0, {vocab}). Please provide valid token IDs.")
         if not label_token_ids:
@@ -223,19 +254,24 @@ class Scorer:
         strings = [isinstance(i, str) for i in items]
         if any(strings) and not all(strings):
             raise ValidationError("items must be all strings or all token id lists, not a mix.", param="items")
-        if isinstance(query, str):
+        q_ids = None if isinstance(query, str) else self._token_list(query, "query")
+        item_ids = None if all(strings) else [self._token_list(i, "items") for i in items]
+        task = Task(TaskKind.NEXT_TOKEN, labels, full_vocab_log_softmax=not apply_softmax)
+        plan = self._generative(task, query, q_ids, list(items), item_ids, apply_softmax, item_first, add_special_tokens)
+        return Job(plan, priority=priority, size=len(items), **job_options)
+
+    def _generative(self, task: Task, query, q_ids, items, item_ids, apply_softmax: bool, item_first: bool,
+                    add_special_tokens: bool) -> Plan:
+        whole = TruncationParams()  # prompts keep their first tokens: texts are bounded from the start
+        if q_ids is None:
+            query = self.builder.bounded([query], whole)[0]
             q_ids = self.builder.tokenize(query, add_special_tokens=add_special_tokens)["input_ids"]
-        else:
-            q_ids = self._token_list(query, "query")
-        if all(strings):
-            item_ids = self.builder.tokenize(list(items), add_special_tokens=False)["input_ids"]
-        else:
-            item_ids = [self._token_list(i, "items") for i in items]
+        if item_ids is None:
+            item_ids = self.builder.tokenize(self.builder.bounded(items, whole), add_special_tokens=False)["input_ids"]
         keep = self.max_model_len - 1  # room for the one generated token; longer prompts keep their start
         prompts = [Prompt(tuple(((i + q_ids) if item_first else (q_ids + i))[:keep])) for i in item_ids]
         if any(len(p) == 0 for p in prompts):
             raise ValidationError("A generative scoring prompt is empty: give a query or non-empty items.")
-        task = Task("next_token", labels, full_vocab_log_softmax=not apply_softmax)
-        values = self.runner.run(task, prompts, use_tqdm=use_tqdm, priority=priority)
+        values = yield Step(task, prompts)
         scores = [float(maths.label_probabilities(v, apply_softmax)[0]) for v in values]
-        return scores, sum(len(p) for p in prompts)
+        return GenerativeResult(scores, sum(len(p) for p in prompts))

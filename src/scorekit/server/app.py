@@ -1,103 +1,101 @@
-"""`build_app(llm, ...)`: the FastAPI app around an already-loaded LLM.
+"""`build_app(llm, config)`: the FastAPI app around an already-loaded LLM.
 
-Which routes exist depends on the model, as in vLLM: score/rerank when it has a score type, generative scoring
-for a causal LM, embeddings for embedding models, classify for classifiers. Everything else is always there.
+Which routes exist depends on the model, as in vLLM (server/route_table.py): score/rerank when it has a score
+type, generative scoring for a causal LM, embeddings for embedding models, classify for classifiers. Every
+POST route has the same guards (API key, JSON body) and goes to the engine through `ServerState.run`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
+import inspect
 import uuid
-from typing import Sequence
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Body, Depends, FastAPI, Request
+from pydantic import ValidationError as PydanticValidationError
 
 import scorekit
-from scorekit.server import docs, errors
+from scorekit.config import ServerConfig
+from scorekit.errors import ValidationError
+from scorekit.server import docs, errors, examples
 from scorekit.server.auth import ApiKeyAuth
+from scorekit.server.body_limit import BodyLimit
 from scorekit.server.deps import require_json
-from scorekit.server.fast_lane import FastLane
 from scorekit.server.metrics import Metrics
-from scorekit.server.protocol import (
-    ClassificationRequest,
-    EmbeddingRequest,
-    GenerativeScoringRequest,
-    PoolingRequest,
-    RerankRequest,
-    ScoreRequest,
-)
-from scorekit.server.routes_embed import (
-    classify_router,
-    do_classify,
-    do_embeddings,
-    do_pooling,
-    embed_router,
-    pooling_router,
-)
-from scorekit.server.routes_misc import health_router, info_router, invocations_router, tokenizer_router
-from scorekit.server.routes_score import _rerank_json, do_generative, do_rerank, do_score, generative_router, score_router
+from scorekit.server.route_table import Route, invocation_routes, served_routes
+from scorekit.server.routes_misc import health_router, info_router
 from scorekit.server.state import ServerState
-
-log = logging.getLogger("scorekit.server")
 
 DESCRIPTION = ("Scoring, reranking and embeddings, compatible with vLLM, Cohere, Jina and OpenAI clients. "
                "With --api-key every route except /health, /ping and /metrics needs `Authorization: Bearer <key>`.")
 
 
-async def _rerank_handler(state, req, request):
-    return _rerank_json(await do_rerank(state, req, request))
-
-
-def build_app(llm, served_model_names: Sequence[str] | None = None, api_keys: Sequence[str] | None = None,
-              enable_request_id_headers: bool = False) -> FastAPI:
-    names = list(served_model_names or []) or [llm.loaded.location.name]
-    state = ServerState(llm, names)
-    state.metrics = Metrics(lambda: state.worker.pending, runner=llm.engine)
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        state.worker.shutdown()
+def build_app(llm, config: ServerConfig | None = None) -> FastAPI:
+    config = config or ServerConfig()
+    state = ServerState(llm, config)
+    state.metrics = Metrics(lambda: state.in_flight, runner=llm.engine)
 
     app = FastAPI(title="scorekit", version=scorekit.__version__, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None)
     app.state.scorekit = state
     errors.install(app)
 
-    auth = ApiKeyAuth(api_keys)
+    auth = ApiKeyAuth(config.api_keys)
     guard = [Depends(auth)]
     post_guard = guard + [Depends(require_json)]
-    task = llm.info.task
-    handlers = []
-    if task == "embed":
-        app.include_router(embed_router(), dependencies=post_guard)
-        handlers.append((EmbeddingRequest, do_embeddings))
-    if task == "classify":
-        app.include_router(classify_router(), dependencies=post_guard)
-        handlers.append((ClassificationRequest, do_classify))
-    if llm.info.score_type is not None:
-        app.include_router(score_router(), dependencies=post_guard)
-        handlers += [(RerankRequest, _rerank_handler), (ScoreRequest, do_score)]
-    if task == "generate":
-        app.include_router(generative_router(), dependencies=post_guard)
-    if task != "generate":
-        app.include_router(pooling_router(), dependencies=post_guard)
-        handlers.append((PoolingRequest, do_pooling))
-    if task == "generate":
-        handlers.append((GenerativeScoringRequest, do_generative))
-    app.include_router(tokenizer_router(), dependencies=post_guard)
-    app.include_router(invocations_router(handlers), dependencies=post_guard)
+    routes = served_routes(llm.info)
+    for route in routes:
+        app.add_api_route(route.path, _endpoint(route), methods=["POST"], response_model=route.response_model,
+                          summary=route.summary, description=route.description, tags=[route.tag],
+                          dependencies=post_guard)
+    dispatch = invocation_routes(llm.info)
+    app.add_api_route("/invocations", _invocations(dispatch), methods=["POST"], tags=["server"],
+                      summary="SageMaker entry point: dispatches to the matching route",
+                      description="Tries, in order: " + ", ".join(r.body.__name__ for r in dispatch) + ".",
+                      dependencies=post_guard)
     app.include_router(info_router(), dependencies=guard)
     app.include_router(health_router())
     app.include_router(state.metrics.router())
     docs.install(app, "scorekit")
 
-    if task == "embed":  # innermost of ours: metrics and request ids see its requests too
-        app.add_middleware(FastLane, state=state, auth=auth, routes={"/v1/embeddings": (EmbeddingRequest, do_embeddings)})
-    app.add_middleware(state.metrics.middleware)
-    if enable_request_id_headers:
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)  # before any body is read
+    app.add_middleware(state.metrics.middleware)  # outside the limit, so its 413s are counted too
+    if config.enable_request_id_headers:
         app.add_middleware(request_id_header)
     return app
+
+
+def _endpoint(route: Route):
+    """A FastAPI endpoint for a table route: its body model (with its examples) in the signature, so FastAPI
+    validates the body and documents it."""
+
+    async def endpoint(body, request: Request):
+        return await route(request.app.state.scorekit, body, request)
+
+    body_type = Annotated[route.body, Body(openapi_examples=route.examples)] if route.examples else route.body
+    endpoint.__signature__ = inspect.Signature([
+        inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=body_type),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+    ])
+    endpoint.__name__ = route.path.strip("/").replace("/", "_") or "root"
+    return endpoint
+
+
+def _invocations(routes: list[Route]):
+    """SageMaker: the body goes to the first route whose request schema validates it."""
+    names = ", ".join(route.body.__name__ for route in routes)
+
+    async def invocations(body: Annotated[dict[str, Any], Body(openapi_examples=examples.INVOCATIONS)],
+                          request: Request):
+        for route in routes:
+            try:
+                parsed = route.body.model_validate(body)
+            except PydanticValidationError:
+                continue
+            return await route(request.app.state.scorekit, parsed, request)
+        raise ValidationError(f"Cannot find suitable handler for request. Expected one of: {names}")
+
+    return invocations
 
 
 def request_id_header(app):

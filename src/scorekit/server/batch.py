@@ -1,4 +1,5 @@
-"""`scorekit run-batch`: one OpenAI-batch-style request per JSONL line, run through the server's own routes.
+"""`scorekit run-batch`: one OpenAI-batch-style request per JSONL line, run through the server's own routes
+(in process, over ASGI: the same guards, handlers and engine door as HTTP requests).
 
 Input line:  {"custom_id": "...", "method": "POST", "url": "/v1/score", "body": {...}}
 Output line: {"id": "batch-…", "custom_id": "...", "response": {"status_code", "request_id", "body"}, "error": null}
@@ -15,7 +16,9 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-BATCH_URLS = ("/score", "/v1/score", "/rerank", "/v1/rerank", "/v2/rerank", "/v1/embeddings")
+from scorekit.server.route_table import batch_urls
+
+BATCH_URLS = batch_urls()  # the route table marks which of its routes a batch file may name
 
 
 def _error_line(custom_id, message: str) -> dict:

@@ -44,7 +44,8 @@ class Metrics:
         self.latency = Histogram("scorekit_request_duration_seconds", "HTTP request latency by route",
                                  ["route", "method"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.queue = Gauge("scorekit_queue_length", "Model calls waiting or running", registry=self.registry)
+        self.queue = Gauge("scorekit_queue_length", "Requests waiting for the engine or running on it",
+                           registry=self.registry)
         self.queue.set_function(queue_length)
         self.tokens = Counter("scorekit_prompt_tokens", "Prompt tokens processed by route", ["route"],
                               registry=self.registry)

@@ -1,17 +1,16 @@
-"""/v1/embeddings (OpenAI), /v2/embed (Cohere), /classify and /pooling (SPEC §12)."""
+"""The handlers of /v1/embeddings (OpenAI), /v2/embed (Cohere), /classify and /pooling (SPEC §12)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import Request
 
 from scorekit.errors import ValidationError
 from scorekit.scoring.truncation import TruncationParams
-from scorekit.server import examples
 from scorekit.server.deps import base_request_id
 from scorekit.server.protocol import (
     ClassificationData,
@@ -31,7 +30,7 @@ from scorekit.server.protocol import (
     now,
 )
 from scorekit.server.responses import ORJSONBody
-from scorekit.server.state import ServerState, get_state
+from scorekit.server.state import ServerState
 
 
 def texts_of(value: Any) -> list[str]:
@@ -60,14 +59,12 @@ def _truncation(k: int | None, side: str | None = None) -> TruncationParams:
 
 
 async def _embed(state: ServerState, request: Request, texts: list[str], truncation: TruncationParams,
-                 normalize: bool) -> tuple[np.ndarray, int]:
-    """Vectors [n, dim] float32 and the prompt tokens. The texts go straight to the engine, which tokenises
-    them on its model thread and normalises each batch at once: no worker-thread round trip per request. With
-    the weight layout of models/encoder.py, this took bench/serve_load.py at concurrency 8 from 168 to 203-217
-    req/s (server CPU per request 8.9 -> 6.9-7.3 ms) on a quiet machine."""
-    item = state.scorer().submit_embed(texts, truncation, normalize=normalize)
-    vectors = await state.wait(item, request)
-    return torch.stack(vectors).numpy(), sum(len(p) for p in item.prompts)
+                 normalize: bool, field_name: str = "input") -> tuple[np.ndarray, int]:
+    """Vectors [n, dim] float32 and the prompt tokens. The engine tokenises the texts on its model thread and
+    normalises each batch at once; the rows go to orjson as numpy."""
+    state.check_inputs(len(texts), field_name)
+    done = await state.run(state.scorer().embed(texts, truncation, normalize=normalize), request)
+    return torch.stack(done.outputs).numpy(), done.prompt_tokens
 
 
 async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request) -> ORJSONBody:
@@ -117,7 +114,7 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
                               param=given[0])
     limit = req.max_tokens if req.max_tokens else (None if req.truncate == "NONE" else -1)
     side = {"START": "left", "END": "right"}.get(req.truncate or "END") if limit is not None else None
-    vectors, tokens = await _embed(state, request, list(req.texts), _truncation(limit, side), True)
+    vectors, tokens = await _embed(state, request, list(req.texts), _truncation(limit, side), True, "texts")
     _check_dimensions(req.output_dimension, vectors.shape[1], req.model or state.model_name)
     state.count_tokens("embed", tokens)
     return CohereEmbedResponse(
@@ -128,16 +125,13 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
     )
 
 
-def _classify_lists(state: ServerState, texts: list[str], truncation: TruncationParams, use_activation):
-    probs, prompts = state.scorer().classify(texts, truncation, use_activation)
-    return [p.float().tolist() for p in probs], sum(len(p) for p in prompts)
-
-
 async def do_classify(state: ServerState, req: ClassificationRequest, request: Request) -> ClassificationResponse:
     state.check_model(req.model)
     texts = texts_of(req.input)
-    probs, tokens = await state.run(_classify_lists, state, texts, _truncation(req.truncate_prompt_tokens),
-                                    req.use_activation, request=request)
+    state.check_inputs(len(texts), "input")
+    done = await state.run(state.scorer().classify(texts, _truncation(req.truncate_prompt_tokens),
+                                                   req.use_activation), request)
+    probs, tokens = [p.float().tolist() for p in done.outputs], done.prompt_tokens
     id2label = getattr(state.llm.loaded.config, "id2label", None) or {}
     state.count_tokens("classify", tokens)
     return ClassificationResponse(
@@ -153,15 +147,13 @@ def supported_pooling_tasks(task: str) -> list[str]:
     return {"embed": ["embed", "token_embed"], "classify": ["classify"], "token_embed": ["token_embed"]}.get(task, [])
 
 
-def _pool(state: ServerState, task: str, texts: list[str], truncation: TruncationParams, use_activation):
+def _pooling_job(state: ServerState, task: str, texts: list[str], truncation: TruncationParams, use_activation):
     scorer = state.scorer()
     if task == "embed":
-        out, prompts = scorer.embed(texts, truncation, normalize=use_activation is not False)
-    elif task == "token_embed":
-        out, prompts = scorer.token_embed(texts, truncation, normalize=use_activation is not False)
-    else:
-        out, prompts = scorer.classify(texts, truncation, use_activation)
-    return [o.float().tolist() for o in out], sum(len(p) for p in prompts)
+        return scorer.embed(texts, truncation, normalize=use_activation is not False)
+    if task == "token_embed":
+        return scorer.token_embed(texts, truncation, normalize=use_activation is not False)
+    return scorer.classify(texts, truncation, use_activation)
 
 
 async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) -> PoolingResponse:
@@ -180,8 +172,10 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
     texts = texts_of(req.input)
-    outputs, tokens = await state.run(_pool, state, task, texts, _truncation(req.truncate_prompt_tokens),
-                                      req.use_activation, request=request)
+    state.check_inputs(len(texts), "input")
+    done = await state.run(_pooling_job(state, task, texts, _truncation(req.truncate_prompt_tokens),
+                                        req.use_activation), request)
+    outputs, tokens = [o.float().tolist() for o in done.outputs], done.prompt_tokens
     state.count_tokens("pooling", tokens)
     return PoolingResponse(
         id=f"pooling-{base_request_id(request, req.request_id)}",
@@ -190,48 +184,3 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
               for i, o in enumerate(outputs)],
         usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
     )
-
-
-def embed_router() -> APIRouter:
-    router = APIRouter(tags=["embeddings"])
-
-    @router.post("/v1/embeddings", response_model=EmbeddingResponse, summary="Embed texts (OpenAI API)",
-                 description="OpenAI embeddings: `encoding_format` float or base64 (float32 little-endian). "
-                             "`dimensions` other than the model's size is rejected.")
-    async def embeddings(body: Annotated[EmbeddingRequest, Body(openapi_examples=examples.EMBEDDINGS)],
-                         request: Request, state: ServerState = Depends(get_state)):
-        return await do_embeddings(state, body, request)
-
-    @router.post("/v2/embed", response_model=CohereEmbedResponse, summary="Embed texts (Cohere v2 API)",
-                 description="Cohere embed: `texts`, `embedding_types` float/base64/binary/ubinary, "
-                             "`truncate` NONE/START/END.")
-    async def cohere_embed(body: Annotated[CohereEmbedRequest, Body(openapi_examples=examples.COHERE_EMBED)],
-                           request: Request, state: ServerState = Depends(get_state)):
-        return await do_cohere_embed(state, body, request)
-
-    return router
-
-
-def classify_router() -> APIRouter:
-    router = APIRouter(tags=["classification"])
-
-    @router.post("/classify", response_model=ClassificationResponse, summary="Classify texts",
-                 description="Class probabilities per text, with the label of the most likely class.")
-    async def classify(body: Annotated[ClassificationRequest, Body(openapi_examples=examples.CLASSIFY)],
-                       request: Request, state: ServerState = Depends(get_state)):
-        return await do_classify(state, body, request)
-
-    return router
-
-
-def pooling_router() -> APIRouter:
-    router = APIRouter(tags=["embeddings"])
-
-    @router.post("/pooling", response_model=PoolingResponse, summary="Raw pooling output",
-                 description="`task` embed (vector), token_embed (vector per token) or classify (probabilities); "
-                             "defaults to the model's task.")
-    async def pooling(body: Annotated[PoolingRequest, Body(openapi_examples=examples.POOLING)],
-                      request: Request, state: ServerState = Depends(get_state)):
-        return await do_pooling(state, body, request)
-
-    return router

@@ -1,16 +1,13 @@
-"""/tokenize, /detokenize, /v1/models, /version, /invocations (guarded) and /health, /ping (open)."""
+"""The /tokenize and /detokenize handlers; the GET routes /v1/models, /version (guarded) and /health, /ping (open)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Awaitable, Callable, Sequence
 
-from fastapi import APIRouter, Body, Depends, Request, Response
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
+from fastapi import APIRouter, Depends, Request, Response
 
 import scorekit
 from scorekit.errors import ValidationError
-from scorekit.server import examples
+from scorekit.engine.job import Job, no_step
 from scorekit.server.protocol import (
     DetokenizeRequest,
     DetokenizeResponse,
@@ -21,16 +18,16 @@ from scorekit.server.protocol import (
 )
 from scorekit.server.state import ServerState, get_state
 
-Handler = Callable[[ServerState, Any, Request], Awaitable[Any]]
 
-
-def _tokenize(state: ServerState, req: TokenizeRequest) -> list[int]:
+def _tokenize(state: ServerState, req: TokenizeRequest) -> tuple[list[int], list[str] | None]:
     tok = state.tokenizer
     if req.messages is not None:
         ids = tok.apply_chat_template(req.messages, tokenize=True, add_generation_prompt=req.add_generation_prompt)
-        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-    add = True if req.add_special_tokens is None else req.add_special_tokens
-    return list(state.scorer().builder.tokenize(req.prompt, add_special_tokens=add)["input_ids"])
+        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    else:
+        add = True if req.add_special_tokens is None else req.add_special_tokens
+        ids = list(state.scorer().builder.tokenize(req.prompt, add_special_tokens=add)["input_ids"])
+    return ids, (tok.convert_ids_to_tokens(ids) if req.return_token_strs else None)
 
 
 def _detokenize(state: ServerState, tokens: list[int]) -> str:
@@ -41,25 +38,16 @@ def _detokenize(state: ServerState, tokens: list[int]) -> str:
     return state.tokenizer.decode(tokens)
 
 
-def tokenizer_router() -> APIRouter:
-    router = APIRouter(tags=["tokenizer"])
+async def do_tokenize(state: ServerState, req: TokenizeRequest, request: Request) -> TokenizeResponse:
+    """Tokenising takes a model thread's turn like any other work (a long prompt never blocks the event loop)."""
+    state.check_model(req.model)
+    ids, strs = await state.run(Job(no_step(_tokenize, state, req)), request)
+    return TokenizeResponse(count=len(ids), max_model_len=state.info.max_model_len, tokens=ids, token_strs=strs)
 
-    @router.post("/tokenize", response_model=TokenizeResponse, summary="Tokenise a prompt or chat messages",
-                 description="`prompt` (with `add_special_tokens`, default true) or `messages` (chat template).")
-    async def tokenize(body: Annotated[TokenizeRequest, Body(openapi_examples=examples.TOKENIZE)],
-                       state: ServerState = Depends(get_state)):
-        state.check_model(body.model)
-        ids = await state.run(_tokenize, state, body)
-        strs = await state.run(state.tokenizer.convert_ids_to_tokens, ids) if body.return_token_strs else None
-        return TokenizeResponse(count=len(ids), max_model_len=state.info.max_model_len, tokens=ids, token_strs=strs)
 
-    @router.post("/detokenize", response_model=DetokenizeResponse, summary="Turn token ids back into text")
-    async def detokenize(body: Annotated[DetokenizeRequest, Body(openapi_examples=examples.DETOKENIZE)],
-                         state: ServerState = Depends(get_state)):
-        state.check_model(body.model)
-        return DetokenizeResponse(prompt=await state.run(_detokenize, state, body.tokens))
-
-    return router
+async def do_detokenize(state: ServerState, req: DetokenizeRequest, request: Request) -> DetokenizeResponse:
+    state.check_model(req.model)
+    return DetokenizeResponse(prompt=await state.run(Job(no_step(_detokenize, state, req.tokens)), request))
 
 
 def info_router() -> APIRouter:
@@ -69,8 +57,8 @@ def info_router() -> APIRouter:
                 responses={200: {"content": {"application/json": {"example": {"object": "list", "data": [
                     {"id": "sentence-transformers/all-MiniLM-L6-v2", "object": "model", "max_model_len": 256}]}}}}})
     async def models(state: ServerState = Depends(get_state)):
-        location = state.llm.loaded.location
-        root = str(location.gguf_file or location.folder)
+        # `root` names the model as it was asked for (hub id, or the folder or file name): no server path.
+        root = state.model_name
         return ModelList(data=[
             ModelCard(id=name, root=root, max_model_len=state.info.max_model_len,
                       permission=[{"id": f"modelperm-{name}", "object": "model_permission", "allow_sampling": False,
@@ -105,25 +93,5 @@ def health_router() -> APIRouter:
     @router.post("/ping", **ping_doc)
     async def ping_post():
         return Response(status_code=200)
-
-    return router
-
-
-def invocations_router(handlers: Sequence[tuple[type[BaseModel], Handler]]) -> APIRouter:
-    """SageMaker: the body goes to the first route whose request schema validates it."""
-    router = APIRouter(tags=["server"])
-    names = ", ".join(model.__name__ for model, _ in handlers)
-
-    @router.post("/invocations", summary="SageMaker entry point: dispatches to the matching route",
-                 description=f"Tries, in order: {names}.")
-    async def invocations(body: Annotated[dict[str, Any], Body(openapi_examples=examples.INVOCATIONS)],
-                          request: Request, state: ServerState = Depends(get_state)):
-        for model, handler in handlers:
-            try:
-                parsed = model.model_validate(body)
-            except PydanticValidationError:
-                continue
-            return await handler(state, parsed, request)
-        raise ValidationError(f"Cannot find suitable handler for request. Expected one of: {names}")
 
     return router

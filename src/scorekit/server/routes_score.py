@@ -1,17 +1,19 @@
-"""/score, /v1/score, /rerank, /v1/rerank, /v2/rerank and /generative_scoring (SPEC §1–§4)."""
+"""The handlers of /score, /v1/score, /rerank, /v1/rerank, /v2/rerank and /generative_scoring (SPEC §1–§4).
+
+Each checks the request, builds the job (scoring/scorer.py), awaits it through `state.run`, and shapes the answer;
+server/route_table.py says which path runs which handler."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from scorekit.errors import ValidationError
 from scorekit.scoring.scorer import ScoreParams, rank
 from scorekit.scoring.truncation import TruncationParams
-from scorekit.server import examples
 from scorekit.server.deps import base_request_id
 from scorekit.server.protocol import (
     CohereApiVersion,
@@ -32,7 +34,7 @@ from scorekit.server.protocol import (
     Usage,
 )
 from scorekit.scoring.templates import check_template_kwargs
-from scorekit.server.state import ServerState, check_cache_salt, get_state
+from scorekit.server.state import ServerState, check_cache_salt
 
 log = logging.getLogger("scorekit.server")
 
@@ -48,7 +50,11 @@ def _plain(item: Any) -> Any:
     return item
 
 
-def score_params(req: ScoreCommon) -> ScoreParams:
+def _count(side: Any) -> int:
+    return len(side) if isinstance(side, list) else 1
+
+
+def score_params(state: ServerState, req: ScoreCommon) -> ScoreParams:
     if req.mm_processor_kwargs is not None:
         raise ValidationError("Per-request mm_processor_kwargs are disabled by default. Start the server with "
                               "--trust-request-mm-kwargs to allow them.", param="mm_processor_kwargs")
@@ -59,14 +65,16 @@ def score_params(req: ScoreCommon) -> ScoreParams:
         kwargs.setdefault("instruction", req.instruction)
     truncation = TruncationParams(req.truncate_prompt_tokens, req.truncation_side, req.padding,
                                   req.max_tokens_per_query, req.max_tokens_per_doc)
-    return ScoreParams(truncation, req.use_activation, kwargs or None, priority=req.priority)
+    return ScoreParams(truncation, req.use_activation, kwargs or None, priority=state.priority(req.priority))
 
 
 async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> ScoreResponse:
     state.check_model(req.model)
     side1, side2 = req.sides()
-    params = score_params(req)
-    result = await state.run(state.scorer().score, _plain(side1), _plain(side2), params, request=request)
+    params = score_params(state, req)
+    state.check_inputs(_count(side1), "queries")
+    state.check_inputs(_count(side2), "documents")
+    result = await state.run(state.scorer().score(_plain(side1), _plain(side2), params), request)
     state.count_tokens("score", result.prompt_tokens)
     return ScoreResponse(
         id=f"score-{base_request_id(request, req.request_id)}",
@@ -87,8 +95,9 @@ def _echo(document: Any) -> RerankDocument:
 async def do_rerank(state: ServerState, req: RerankRequest, request: Request, api_version: str = "1") -> RerankResponse:
     state.check_model(req.model)
     documents = req.documents if isinstance(req.documents, list) else [req.documents]
-    params = score_params(req)
-    result = await state.run(state.scorer().score, _plain(req.query), _plain(documents), params, request=request)
+    params = score_params(state, req)
+    state.check_inputs(len(documents), "documents")
+    result = await state.run(state.scorer().score(_plain(req.query), _plain(documents), params), request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
@@ -105,10 +114,12 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
 async def do_generative(state: ServerState, req: GenerativeScoringRequest, request: Request) -> ScoreResponse:
     state.check_model(req.model, with_aliases=True)
     check_cache_salt(req.cache_salt)
-    scores, prompt_tokens = await state.run(
-        state.scorer().generative, req.query, list(req.items), list(req.label_token_ids),
-        apply_softmax=req.apply_softmax, item_first=req.item_first, add_special_tokens=req.add_special_tokens,
-        priority=req.priority, request=request)
+    state.check_inputs(len(req.items), "items")
+    job = state.scorer().generative(req.query, list(req.items), list(req.label_token_ids),
+                                    apply_softmax=req.apply_softmax, item_first=req.item_first,
+                                    add_special_tokens=req.add_special_tokens, priority=state.priority(req.priority))
+    result = await state.run(job, request)
+    scores, prompt_tokens = result.scores, result.prompt_tokens
     state.count_tokens("generative_scoring", prompt_tokens)
     completion = len(scores)
     return ScoreResponse(
@@ -119,48 +130,6 @@ async def do_generative(state: ServerState, req: GenerativeScoringRequest, reque
     )
 
 
-ScoreBody = Annotated[ScoreRequest, Body(openapi_examples=examples.SCORE)]
-RerankBody = Annotated[RerankRequest, Body(openapi_examples=examples.RERANK)]
-GenerativeBody = Annotated[GenerativeScoringRequest, Body(openapi_examples=examples.GENERATIVE)]
-
-
-def score_router() -> APIRouter:
-    router = APIRouter(tags=["scoring"])
-
-    @router.post("/score", response_model=ScoreResponse, summary="Score query/document pairs",
-                 description="One score per pair, in pair order. Accepts queries/documents, queries/items, "
-                             "data_1/data_2 or text_1/text_2; pairs 1:1, 1:N or N:N.")
-    async def score(body: ScoreBody, request: Request, state: ServerState = Depends(get_state)):
-        return await do_score(state, body, request)
-
-    @router.post("/v1/score", response_model=ScoreResponse, summary="Score query/document pairs (deprecated path)",
-                 description="Same as /score.")
-    async def score_v1(body: ScoreBody, request: Request, state: ServerState = Depends(get_state)):
-        log.warning("/v1/score has moved to /score; this path will be removed in a future release.")
-        return await do_score(state, body, request)
-
-    rerank_doc = ("Documents sorted by relevance_score (descending), cut to top_n (0 = all). Jina/vLLM body plus "
-                  "Cohere's `meta`; `return_documents: false` leaves out `document`.")
-
-    @router.post("/rerank", response_model=RerankResponse,
-                 summary="Rerank documents for a query", description=rerank_doc)
-    async def rerank(body: RerankBody, request: Request, state: ServerState = Depends(get_state)):
-        return _rerank_json(await do_rerank(state, body, request))
-
-    @router.post("/v1/rerank", response_model=RerankResponse, summary="Rerank (Jina / Cohere v1 path)",
-                 description=rerank_doc)
-    async def rerank_v1(body: RerankBody, request: Request, state: ServerState = Depends(get_state)):
-        log.warning("/v1/rerank is located at /rerank; /v1/rerank conforms to the JinaAI rerank API.")
-        return _rerank_json(await do_rerank(state, body, request))
-
-    @router.post("/v2/rerank", response_model=RerankResponse, summary="Rerank (Cohere v2 path)",
-                 description=rerank_doc)
-    async def rerank_v2(body: RerankBody, request: Request, state: ServerState = Depends(get_state)):
-        return _rerank_json(await do_rerank(state, body, request, api_version="2"))
-
-    return router
-
-
 def _rerank_json(response: RerankResponse):
     """`document` is omitted (not null) when not returned: strict Cohere clients choke on null documents."""
     data = response.model_dump()
@@ -169,15 +138,3 @@ def _rerank_json(response: RerankResponse):
         if result["document"] is None:
             del result["document"]
     return JSONResponse(data)
-
-
-def generative_router() -> APIRouter:
-    router = APIRouter(tags=["scoring"])
-
-    @router.post("/generative_scoring", response_model=ScoreResponse, summary="Score items by next-token label probability",
-                 description="For each item, P(label_token_ids[0]) as the next token after query+item (or item+query "
-                             "with item_first), renormalised over the labels when apply_softmax.")
-    async def generative_scoring(body: GenerativeBody, request: Request, state: ServerState = Depends(get_state)):
-        return await do_generative(state, body, request)
-
-    return router

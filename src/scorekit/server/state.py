@@ -1,30 +1,46 @@
-"""What every route needs: the loaded LLM, the request worker threads, the served names and the metrics."""
+"""What every route needs: the loaded LLM, the server config, the metrics, and the bridge from a request
+handler on the event loop to the engine's one door.
+
+`run(job, request)` submits the job and awaits its future; nothing blocks the event loop and no thread waits
+on the request's behalf. If the client goes away first, the job is cancelled: queued work is dropped at once
+and running work stops at its next chunk (engine/job.py), and the request ends as a 499, not an error.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 
-from scorekit.engine.cancel import CancelScope
-from scorekit.engine.worker import ModelWorker
-from scorekit.errors import ModelNotFound, ValidationError
-from scorekit.server.metrics import Metrics
+from scorekit.config import ServerConfig
+from scorekit.engine.job import Job, JobCancelled
+from scorekit.errors import ModelNotFound, TooLarge, ValidationError
+from scorekit.server.errors import ClientDisconnected
 
-T = TypeVar("T")
 log = logging.getLogger("scorekit.server")
+
+
+def default_served_name(llm) -> str:
+    """The folder or file name of the model (or its hub id): never an absolute path, which would tell every
+    client where the server keeps its files."""
+    name = llm.model_config.model or llm.loaded.location.name
+    path = Path(name)
+    return path.name if path.is_absolute() or path.exists() else name
 
 
 @dataclass
 class ServerState:
     llm: Any  # scorekit.LLM
-    served_model_names: list[str]
-    worker: ModelWorker = field(default_factory=ModelWorker)
-    metrics: Metrics | None = None
+    config: ServerConfig = field(default_factory=ServerConfig)
+    metrics: Any = None  # server.metrics.Metrics
+    in_flight: int = 0  # requests awaiting the engine now: exported as a metric
+
+    def __post_init__(self):
+        self.served_model_names = list(self.config.served_model_names) or [default_served_name(self.llm)]
 
     @property
     def model_name(self) -> str:
@@ -41,25 +57,28 @@ class ServerState:
     def scorer(self):
         return self.llm.scorer()
 
-    async def run(self, fn: Callable[..., T], *args: Any, request: Request | None = None, **kwargs: Any) -> T:
-        """Model and tokenizer work runs on worker threads, never on the event loop. With `request`, work
-        still queued in the engine is dropped when that client disconnects."""
-        if request is None:
-            return await self.worker.call(fn, *args, **kwargs)
-        async with _cancelled_on_disconnect(request) as scope:
-            return await self.worker.call(fn, *args, scope=scope, **kwargs)
+    async def run(self, job: Job, request: Request) -> Any:
+        """Submit `job` through the engine's door and await its result. A client that disconnects cancels it
+        (ClientDisconnected: a 499)."""
+        watcher = asyncio.create_task(_disconnect(request.receive))
+        watcher.add_done_callback(lambda _: job.cancel())
+        self.in_flight += 1
+        try:
+            self.llm.engine.submit(job)
+            result = asyncio.wrap_future(job.future)
+            done, _ = await asyncio.wait({watcher, result}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                result.cancel()  # nobody awaits it: its later JobCancelled is not "never retrieved"
+                raise ClientDisconnected()
+            return job.result()
+        except (JobCancelled, asyncio.CancelledError):
+            job.cancel()  # our own task was cancelled (shutdown past its grace time): the work stops too
+            raise
+        finally:
+            self.in_flight -= 1
+            watcher.cancel()  # (its callback then cancels the job: a no-op once the job has finished)
 
-    async def wait(self, item, request: Request) -> Any:
-        """The result of engine work submitted straight from the event loop (an engine WorkItem), without a
-        worker thread in between; dropped before it runs when the client disconnects or this task is cancelled."""
-        async with _cancelled_on_disconnect(request) as scope:
-            scope.add(item)
-            try:
-                return await asyncio.wrap_future(item.future)
-            except asyncio.CancelledError:
-                item.cancel()
-                raise
-
+    # -- request checks shared by the routes --------------------------------------------------------------
     def check_model(self, name: str | None, with_aliases: bool = False) -> None:
         if not name or name in self.served_model_names:
             return
@@ -68,30 +87,33 @@ class ServerState:
                                 f"{', '.join(self.served_model_names)}.", param="model")
         raise ModelNotFound(f"The model `{name}` does not exist.")
 
+    def check_inputs(self, count: int, field_name: str) -> None:
+        """At most --max-client-batch-size inputs in one request (TEI's name for the limit)."""
+        limit = self.config.max_client_batch_size
+        if count > limit:
+            raise TooLarge(f"{count} inputs in `{field_name}` exceed --max-client-batch-size ({limit}); "
+                           "split the request.", param=field_name)
+
+    def priority(self, value: int | None) -> int:
+        """The request's `priority`, which only --scheduling-policy priority obeys (as in vLLM)."""
+        if not value:
+            return 0
+        if self.llm.engine.config.scheduling_policy != "priority":
+            raise ValidationError(f"Got priority {value} but Priority scheduling is not enabled: start the "
+                                  "server with --scheduling-policy priority.", param="priority")
+        return value
+
     def count_tokens(self, route: str, n: int) -> None:
         if self.metrics is not None:
             self.metrics.tokens.labels(route=route).inc(n)
 
 
-@contextlib.asynccontextmanager
-async def _cancelled_on_disconnect(request: Request):
-    """A CancelScope that is cancelled if the client goes away while the block runs."""
-    scope = CancelScope()
-    watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, scope))
-    try:
-        yield scope
-    finally:
-        watcher.cancel()
-
-
-async def _cancel_on_disconnect(receive, scope: CancelScope) -> None:
-    """Runs while the request's work does. The body has been read, so the next ASGI message is
-    `http.disconnect`, which the server sends when the client goes away: one wait, not a poll (polling
-    `Request.is_disconnected` cost more of the event loop than the rest of an embedding request's routing)."""
+async def _disconnect(receive) -> None:
+    """Returns when the client has gone. The body has been read, so the next ASGI message is `http.disconnect`:
+    one wait, not a poll (polling `Request.is_disconnected` cost more of the event loop than the rest of an
+    embedding request's routing)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-    dropped = scope.cancel()
-    log.info("client went away: dropped %d queued engine submissions", dropped)
 
 
 async def get_state(request: Request) -> ServerState:
@@ -105,4 +127,3 @@ def check_cache_salt(salt: str | None) -> None:
     if not salt or len(salt) > 128 or any(c in salt for c in "@/\\\x00"):
         raise ValidationError("cache_salt must be a non-empty string of at most 128 characters without "
                               "'@', '/', '\\' or NUL characters.", param="cache_salt")
-
