@@ -11,6 +11,9 @@ import logging
 
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
+
+from scorekit.errors import ValidationError
 
 from scorekit.server import errors
 
@@ -144,6 +147,10 @@ class Secret(Exception):
     pass
 
 
+class Echo(BaseModel):
+    text: str
+
+
 @pytest.fixture(scope="module")
 def failing_app():
     app = FastAPI()
@@ -156,6 +163,22 @@ def failing_app():
     @app.post("/type")
     async def type_error():
         raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
+
+    @app.post("/value")
+    async def value_error():
+        raise ValueError("Cannot use chat template functions because tokenizer.chat_template is not set")
+
+    @app.post("/not-implemented")
+    async def not_implemented():
+        raise NotImplementedError("Could not run 'aten::foo' with arguments from the 'Meta' backend")
+
+    @app.post("/inner-validation")
+    async def inner_validation():
+        Echo.model_validate({"text": 3})
+
+    @app.post("/ours")
+    async def ours():
+        raise ValidationError("token id 99999 is out of vocabulary range [0, 30522).", param="tokens")
 
     @app.post("/unicode")
     async def unicode_error():
@@ -192,10 +215,25 @@ def test_500_without_a_request_id_gets_a_fresh_one(failing):
     assert "request id " in first and first != second
 
 
-def test_library_type_errors_are_400_without_their_text(failing):
-    r = failing.post("/type")
-    error = assert_error(r, 400, None, "request id")
-    assert "TextEncodeInput" not in r.text and error["type"] == "BadRequestError"
+@pytest.mark.parametrize("path,status,secret", [
+    ("/type", 400, "TextEncodeInput"), ("/value", 400, "chat_template"), ("/not-implemented", 501, "aten"),
+])
+def test_library_errors_keep_vllms_status_without_their_text(failing, caplog, path, status, secret):
+    with caplog.at_level(logging.WARNING, logger="scorekit.server"):
+        r = failing.post(path, headers={"X-Request-Id": "lib-7"})
+    error = assert_error(r, status, None, "request id lib-7")
+    assert secret not in r.text
+    assert error["type"] == ("BadRequestError" if status == 400 else "NotImplementedError")
+    assert any(secret in str(rec.exc_info[1]) for rec in caplog.records if rec.exc_info)
+
+
+def test_our_own_errors_keep_their_words(failing):
+    assert_error(failing.post("/ours"), 400, "tokens", "out of vocabulary range")
+
+
+def test_validation_inside_a_route_reads_like_a_schema_error(failing):
+    error = assert_error(failing.post("/inner-validation"), 400, "text", "1 validation error", "string_type")
+    assert error["type"] == "Bad Request"
 
 
 def test_unicode_errors_are_400(failing):

@@ -2,12 +2,16 @@
 as vLLM answers (docs/errors.md lists every status and why).
 
 * body schema errors → 400 "Bad Request", message `"N validation error(s):\\n  {…}"`, param `body.field`;
-* bodies that are not JSON at all — bytes that are not UTF-8 (or UTF-16/32, which Python's JSON parser also
-  reads), nesting deeper than the parser's recursion limit, truncated JSON — → 400 "Bad Request", param `body`;
+* bodies that are not JSON at all → 400 "Bad Request", param `body`: bytes that are not UTF-8 (UTF-16/32 are
+  read too, as Python's JSON parser detects them), nesting deeper than the parser's recursion limit; truncated
+  JSON is FastAPI's validation error `json_invalid`;
 * wrong Content-Type → 400 "Bad Request" (not 415, as vLLM);
 * missing or wrong API key → 401; a body over --max-request-bytes → 413 (body_limit.py);
-* ScoreKitError → its own status and type; ValueError → 400 with its message (vLLM's rule); UnicodeError →
-  400; TypeError → 400 with a generic message; NotImplementedError → 501;
+* ScoreKitError → its own status and type (the request path raises these, in our words); a pydantic
+  ValidationError raised inside a route → 400 "Bad Request" like a schema error; UnicodeError → 400;
+* any other ValueError or TypeError → 400 and NotImplementedError → 501, as vLLM answers them, but with a
+  generic message and the request id. By then the error is a library's (the tokenizer's "TextEncodeInput must
+  be Union[...]", transformers' chat-template advice), worded for its own developers: the log has it;
 * ClientDisconnected → 499, logged in one line: the client is gone and no one reads the answer;
 * anything else → 500 InternalServerError with a generic message and the request id; the exception and its
   traceback go to the server log under that id, never into the response.
@@ -20,7 +24,6 @@ The one exception, kept from vLLM (FastAPI's own answers): a route that is not r
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException
 
 from scorekit.errors import ScoreKitError
@@ -101,14 +105,6 @@ def _param(errors: list[Any]) -> str | None:
     return None
 
 
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.\-+@]+){2,}/?")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
-
-
-def sanitise(message: str) -> str:
-    return _ADDRESS.sub("<address>", _PATH.sub("<path>", message))
-
-
 def _unparsable_body_message(cause: BaseException | None) -> str:
     """FastAPI says only "There was an error parsing the body"; the cause it chains says which rule broke."""
     if isinstance(cause, UnicodeDecodeError):
@@ -160,8 +156,9 @@ async def _scorekit(request: Request, exc: ScoreKitError) -> JSONResponse:
     return error_response(exc.status_code, exc.message, exc.error_type, exc.param)
 
 
-async def _value(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(400, sanitise(str(exc)), "BadRequestError")
+async def _inner_validation(_: Request, exc: PydanticValidationError) -> JSONResponse:
+    errors = exc.errors(include_url=False)
+    return error_response(400, validation_message(errors), BAD_REQUEST, _param(errors))
 
 
 async def _unicode(_: Request, exc: UnicodeError) -> JSONResponse:
@@ -169,17 +166,18 @@ async def _unicode(_: Request, exc: UnicodeError) -> JSONResponse:
                                "such as \\ud800, or bytes that are not UTF-8).", "BadRequestError")
 
 
-async def _type(request: Request, exc: TypeError) -> JSONResponse:
-    # vLLM answers a TypeError with 400, but its text is a library's (e.g. the tokenizer's "TextEncodeInput
-    # must be Union[...]"), which says nothing to the client: kept in the log, under the id given back.
+async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     rid = request_id(request)
-    log.warning("request %s: TypeError answered as 400", rid, exc_info=exc)
+    log.warning("request %s: %s answered as 400", rid, type(exc).__name__, exc_info=exc)
     return error_response(400, f"The request could not be processed (request id {rid}); the server log has the "
                                "details.", "BadRequestError", headers={"X-Request-Id": rid})
 
 
-async def _not_implemented(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(501, sanitise(str(exc)) or "Not implemented", "NotImplementedError")
+async def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id(request)
+    log.warning("request %s: NotImplementedError answered as 501", rid, exc_info=exc)
+    return error_response(501, f"The server cannot do what this request asks (request id {rid}); the server log "
+                               "has the details.", "NotImplementedError", headers={"X-Request-Id": rid})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -197,9 +195,10 @@ _HANDLERS = (
     (ClientDisconnected, _client_disconnected),
     (ScoreKitError, _scorekit),
     (NotImplementedError, _not_implemented),
+    (PydanticValidationError, _inner_validation),
     (UnicodeError, _unicode),
-    (ValueError, _value),
-    (TypeError, _type),
+    (ValueError, _library_error),
+    (TypeError, _library_error),
     (Exception, _unexpected),
 )
 
