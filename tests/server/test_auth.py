@@ -86,3 +86,10 @@ def test_keys_no_client_could_send_are_refused(key):
 
 def test_no_keys_means_open():
     assert ApiKeyAuth([]).check(None) and ApiKeyAuth(()).check("Bearer anything")
+
+
+def test_server_config_refuses_a_blank_key_too():
+    from scorekit.config import ServerConfig
+
+    with pytest.raises(ValueError, match="empty or blank"):
+        ServerConfig(api_keys=("",))

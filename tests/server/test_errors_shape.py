@@ -12,10 +12,10 @@ import logging
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from scorekit.errors import ValidationError
-
-from scorekit.server import errors
+from scorekit.server import errors, protocol
 
 API_KEY = "sk-test-123"  # conftest.smol_server's key
 SHAPE = {"message", "type", "param", "code"}
@@ -94,6 +94,24 @@ def test_unknown_route_and_wrong_method_keep_fastapis_detail(http):
 def test_token_ids_must_be_integers(http, path, make, bad):
     error = assert_error(http.post(path, json=make(bad)), 400)
     assert error["param"].startswith("body.") and "valid integer" in error["message"], error
+
+
+@pytest.mark.parametrize("model,body", [
+    (protocol.ClassificationRequest, lambda t: {"input": [t]}),
+    (protocol.ClassificationRequest, lambda t: {"input": [[1, t]]}),
+    (protocol.PoolingRequest, lambda t: {"input": [[t]]}),
+    (protocol.EmbeddingRequest, lambda t: {"input": [t, 2]}),
+    (protocol.DetokenizeRequest, lambda t: {"tokens": [t]}),
+    (protocol.GenerativeScoringRequest, lambda t: {"query": "q", "items": ["a"], "label_token_ids": [1, t]}),
+    (protocol.GenerativeScoringRequest, lambda t: {"query": [t], "items": ["a"], "label_token_ids": [1]}),
+    (protocol.GenerativeScoringRequest, lambda t: {"query": "q", "items": [[t]], "label_token_ids": [1]}),
+])
+def test_every_token_id_field_is_strict(model, body):
+    """Also the routes MiniLM does not serve (/classify, /generative_scoring): the rule is in the schema."""
+    for bad in (True, False, 1.0, 2.5):
+        with pytest.raises(PydanticValidationError, match="valid integer"):
+            model.model_validate(body(bad))
+    model.model_validate(body(1))
 
 
 def test_detokenize_integer_ids_still_work(http):
