@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import fields
 
@@ -113,8 +114,20 @@ def serve(args) -> int:
     uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.uvicorn_log_level,
                                     access_log=not config.disable_uvicorn_access_log,
                                     timeout_graceful_shutdown=config.timeout_graceful_shutdown)
+    # uvicorn answers SIGTERM/SIGINT with a graceful shutdown, then raises the signal again to whatever handler
+    # was there before it: with Python's default the process would die of it (exit -15) after shutting down
+    # cleanly. This handler lets `serve` return, so a SIGTERM'd server exits 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _after_graceful_shutdown)
     uvicorn.Server(uvicorn_config).run()
+    # Requests still running past the grace time were cancelled: their work stops after its current batch.
+    if not llm.engine.scheduler.stop(timeout=30):
+        log.warning("scorekit: a model thread was still running at exit")
     return 0
+
+
+def _after_graceful_shutdown(signum, frame) -> None:
+    log.info("scorekit: shut down after %s", signal.Signals(signum).name)
 
 
 def run_batch(args) -> int:

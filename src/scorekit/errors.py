@@ -38,6 +38,13 @@ class TooLarge(ScoreKitError):
     error_type = "RequestEntityTooLarge"
 
 
+class ShuttingDown(ScoreKitError):
+    """503: the server is stopping (SIGTERM) and this request ran past its --timeout-graceful-shutdown."""
+
+    status_code = 503
+    error_type = "ServiceUnavailableError"
+
+
 class ModelNotFound(ScoreKitError, LookupError):
     """404 NotFoundError: a request named a model this server does not serve."""
 

@@ -81,3 +81,9 @@ def smol_server(smollm2):
 def http(server):
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """`with live_server(app) as live:` — a LiveServer for an app a test builds itself."""
+    return LiveServer

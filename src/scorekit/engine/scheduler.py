@@ -97,10 +97,21 @@ class Scheduler:
         """Work is queued or running (tests and benchmarks wait for the engine to go idle)."""
         return bool(self._queue) or self._running > 0
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = 0.0) -> bool:
+        """No more work: queued jobs are cancelled, and the model threads end after their current batch. With a
+        `timeout`, wait that long for them (None: as long as it takes); True when they have all ended. A process
+        should not exit while a model thread is inside torch: the interpreter's teardown then aborts it."""
         with self._cond:
             self._stopped = True
+            queued, self._queue = self._queue, []
             self._cond.notify_all()
+        for job in queued:
+            job.cancel()
+            job.stop_if_cancelled()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     # -- called by `execute`, on a model thread --------------------------------------------------------
     def fan_out(self, jobs: Sequence[Callable[[], T]]) -> Iterator[tuple[int, T]]:

@@ -17,8 +17,8 @@ from typing import Any
 from fastapi import Request
 
 from scorekit.config import ServerConfig
-from scorekit.engine.job import Job, JobCancelled
-from scorekit.errors import ModelNotFound, TooLarge, ValidationError
+from scorekit.engine.job import Job
+from scorekit.errors import ModelNotFound, ShuttingDown, TooLarge, ValidationError
 from scorekit.server.errors import ClientDisconnected
 
 log = logging.getLogger("scorekit.server")
@@ -71,9 +71,11 @@ class ServerState:
                 result.cancel()  # nobody awaits it: its later JobCancelled is not "never retrieved"
                 raise ClientDisconnected()
             return job.result()
-        except (JobCancelled, asyncio.CancelledError):
-            job.cancel()  # our own task was cancelled (shutdown past its grace time): the work stops too
-            raise
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: at shutdown, once --timeout-graceful-shutdown has passed. The
+            # work stops too, and the client gets a clean 503 it may retry elsewhere, not a dropped connection.
+            job.cancel()
+            raise ShuttingDown("The server is shutting down; retry the request.") from None
         finally:
             self.in_flight -= 1
             watcher.cancel()  # (its callback then cancels the job: a no-op once the job has finished)
