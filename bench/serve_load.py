@@ -170,10 +170,25 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def scorekit_server() -> Server:
+def scorekit_server(source: Path | None = None, name: str = "scorekit") -> Server:
+    """`scorekit serve`; with `source`, the scorekit of another checkout (its src/ first on PYTHONPATH)."""
     cmd = [sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--served-model-name", MODEL_NAME,
            "--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
-    return Server("scorekit", cmd, server_env(), "/v1/embeddings")
+    env = server_env(PYTHONPATH=str(source / "src")) if source is not None else server_env()
+    return Server(name, cmd, env, "/v1/embeddings")
+
+
+def baseline_checkout(rev: str) -> Path:
+    """A detached git worktree of `rev` (removed again by `remove_checkout`): the same machine, the same run,
+    the code of another commit — how a change's speed is compared with what it replaced."""
+    folder = Path(tempfile.mkdtemp(prefix="serve_load-baseline-"))
+    subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", str(folder), rev],
+                   check=True, capture_output=True)
+    return folder
+
+
+def remove_checkout(folder: Path) -> None:
+    subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(folder)], capture_output=True)
 
 
 def infinity_server(model_dir: Path) -> Server:
@@ -315,7 +330,10 @@ def main() -> None:
                         help="in-process rounds before the loads (one more runs after them; the median is used)")
     parser.add_argument("--max-seconds", type=float, default=180.0,
                         help="time limit of one load run; a run that hits it reports what it completed")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also load the scorekit of git revision REV (a worktree), alternating with this one")
     args = parser.parse_args()
+    applied = common.apply_runtime()  # the in-process yardstick runs with the settings `scorekit serve` applies
 
     # SIGTERM → SystemExit, so the `finally` below stops the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -350,13 +368,19 @@ def main() -> None:
           f"({threads} torch threads)", flush=True)
     offline_rate = len(texts) / statistics.median(offline_times)  # updated after the loads
 
+    baseline_name = f"scorekit@{args.baseline}" if args.baseline else None
     results: dict[str, dict | None] = {"scorekit": None, "infinity": None}
     infinity_status = "skipped (--skip-infinity)"
     servers: dict[str, Server] = {}
     rows: dict[str, list[dict]] = {"scorekit": [], "infinity": []}
+    checkout = baseline_checkout(args.baseline) if args.baseline else None
     try:
         servers["scorekit"] = scorekit_server()
         results["scorekit"] = start_server(servers["scorekit"], texts, reference)
+        if checkout is not None:
+            servers[baseline_name] = scorekit_server(checkout, baseline_name)
+            results[baseline_name] = start_server(servers[baseline_name], texts, reference)
+            rows[baseline_name] = []
         if not args.skip_infinity:
             why = ensure_infinity()
             if why is None:
@@ -387,6 +411,8 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
+        if checkout is not None:
+            remove_checkout(checkout)
 
     offline_times.append(embed_round())
     offline_s = statistics.median(offline_times)
@@ -411,10 +437,20 @@ def main() -> None:
           f"{offline_cpu_ms:.2f} CPU ms per text")
     print("cpu columns: % of one core over the run; the client process competes with the server for the same "
           "cores; cpu ms/req: the server's CPU per request")
-    for name, label in (("scorekit", "scorekit serve  POST /v1/embeddings"),
-                        ("infinity", "infinity-emb 0.0.78 v2 --engine torch --device cpu  POST /embeddings")):
-        if results[name]:
+    labels = [("scorekit", "scorekit serve  POST /v1/embeddings")]
+    if baseline_name:
+        labels.append((baseline_name, f"{baseline_name} serve (the baseline revision)  POST /v1/embeddings"))
+    labels.append(("infinity", "infinity-emb 0.0.78 v2 --engine torch --device cpu  POST /embeddings"))
+    for name, label in labels:
+        if results.get(name):
             print_rows(label, results[name]["rows"])
+    if baseline_name and results.get(baseline_name):
+        for c in args.concurrency:
+            ours, base = row_at(results["scorekit"], c), row_at(results[baseline_name], c)
+            if ours and base and base["req_per_s"]:
+                print(f"  concurrency {c}: this tree {ours['req_per_s']:.1f} req/s vs {baseline_name} "
+                      f"{base['req_per_s']:.1f} = {ours['req_per_s'] / base['req_per_s']:.2f}x "
+                      f"(p50 {ours['p50_ms']:.1f} vs {base['p50_ms']:.1f} ms)")
     if not results["infinity"]:
         print(f"\ninfinity-emb 0.0.78: {infinity_status}")
     if max(busy_before, busy_after) > 0.25:
@@ -456,7 +492,8 @@ def main() -> None:
         "scorekit_vs_in_process_at_c8": ours8["vs_in_process"] if ours8 else None,
         "scorekit_vs_in_process_at_c8_cpu_bound": cpu_bound,
         "scorekit_vs_infinity_at_c8": ratio,
-    })
+        "baseline": {"revision": args.baseline, "result": results.get(baseline_name)} if baseline_name else None,
+    }, runtime=applied)
 
 
 if __name__ == "__main__":
