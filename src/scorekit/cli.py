@@ -19,6 +19,7 @@ from scorekit.config import EngineConfig, ModelConfig, ServerConfig
 
 log = logging.getLogger("scorekit")
 
+_MODEL = {f.name: f.default for f in fields(ModelConfig)}
 _ENGINE = {f.name: f.default for f in fields(EngineConfig)}
 _SERVER = {f.name: f.default for f in fields(ServerConfig)}
 
@@ -31,15 +32,15 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    _flag(parser, "runner", choices=["auto", "pooling", "generate"], default="auto",
+    _flag(parser, "runner", choices=["auto", "pooling", "generate"], default=_MODEL["runner"],
           help="pooling: score/rerank/embed; generate: generative scoring (default: from the model)")
     _flag(parser, "hf_overrides", type=json.loads, default=None, metavar="JSON",
           help="patch the HF config, e.g. '{\"architectures\": [...], \"classifier_from_token\": [...]}'")
     _flag(parser, "chat_template", default=None, metavar="FILE",
           help="score template (file path or a packaged name such as qwen3_reranker)")
     _flag(parser, "max_model_len", type=int, default=None)
-    _flag(parser, "dtype", default="auto")
-    _flag(parser, "device", default="auto")
+    _flag(parser, "dtype", default=_MODEL["dtype"])
+    _flag(parser, "device", default=_MODEL["device"])
     _flag(parser, "task", choices=["embed", "classify", "token_embed"], default=None,
           help="force a pooling task, e.g. token_embed to serve an encoder as late interaction")
     _flag(parser, "quantization", choices=["int8"], default=None,
