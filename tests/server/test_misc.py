@@ -90,10 +90,3 @@ def test_embeddings_token_input_rejected_cleanly(http):
 @pytest.mark.parametrize("path", ["/classify"])
 def test_classify_absent_on_embedding_model(http, path):
     assert http.post(path, json={"input": "x"}).status_code == 404
-
-
-def test_unexpected_errors_are_sanitised():
-    from scorekit.server.errors import sanitise
-
-    assert sanitise("failed at /home/user/models/x.bin on 10.1.2.3:8000 obj 0xdeadbeef") == \
-        "failed at <path> on <address> obj <address>"

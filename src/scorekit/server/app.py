@@ -106,6 +106,7 @@ def request_id_header(app):
             return await app(scope, receive, send)
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         value = given or uuid.uuid4().hex.encode()
+        scope[errors.REQUEST_ID_SCOPE_KEY] = value.decode("latin-1")  # error bodies name the same id
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":

@@ -22,6 +22,9 @@ from scorekit.server.state import ServerState, get_state
 def _tokenize(state: ServerState, req: TokenizeRequest) -> tuple[list[int], list[str] | None]:
     tok = state.tokenizer
     if req.messages is not None:
+        if not getattr(tok, "chat_template", None):
+            raise ValidationError("This model's tokenizer has no chat template: send `prompt` instead of `messages`.",
+                                  param="messages")
         ids = tok.apply_chat_template(req.messages, tokenize=True, add_generation_prompt=req.add_generation_prompt)
         ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
     else:

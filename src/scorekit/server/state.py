@@ -70,7 +70,7 @@ class ServerState:
             if watcher in done:
                 result.cancel()  # nobody awaits it: its later JobCancelled is not "never retrieved"
                 raise ClientDisconnected()
-            return job.result()
+            return result.result()  # read through the asyncio future, so a failure is not "never retrieved"
         except asyncio.CancelledError:
             # Only uvicorn cancels a request's task: at shutdown, once --timeout-graceful-shutdown has passed. The
             # work stops too, and the client gets a clean 503 it may retry elsewhere, not a dropped connection.
