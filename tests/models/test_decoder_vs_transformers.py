@@ -15,6 +15,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from scorekit.errors import ModelLoadError  # noqa: E402
 from scorekit.models.decoder import DecoderModel  # noqa: E402
 from scorekit.models.decoder_layers import attention_mask  # noqa: E402
 
@@ -188,15 +189,38 @@ def test_gemma3_multimodal_config_and_prefixed_keys():
     assert _max_real_diff(mm.hidden_states(ids, mask), ref.hidden_states(ids, mask), mask) == 0.0
 
 
-def test_missing_key_is_keyerror_naming_it():
+def test_missing_or_unused_weight_is_a_load_error_naming_it():
     hf = _build_hf(_qwen2(tie_word_embeddings=False))
     sd = dict(hf.state_dict())
     del sd["model.layers.1.self_attn.k_proj.bias"]
-    with pytest.raises(KeyError, match=r"model\.layers\.1\.self_attn\.k_proj\.bias"):
+    with pytest.raises(ModelLoadError, match=r"missing weight 'model\.layers\.1\.self_attn\.k_proj\.bias'"):
         DecoderModel.from_config_and_state_dict(hf.config, sd)
     sd = dict(hf.state_dict())
     del sd["lm_head.weight"]
-    with pytest.raises(KeyError, match=r"lm_head\.weight"):
+    with pytest.raises(ModelLoadError, match=r"lm_head\.weight"):
+        DecoderModel.from_config_and_state_dict(hf.config, sd)
+    sd = {**hf.state_dict(), "model.layers.1.mlp.extra_proj.weight": torch.zeros(2, 2)}
+    with pytest.raises(ModelLoadError, match=r"does not use: 'model\.layers\.1\.mlp\.extra_proj\.weight'"):
+        DecoderModel.from_config_and_state_dict(hf.config, sd)
+
+
+def test_allowed_unread_keys_load():
+    """A tied head stored anyway (equal to the embeddings) and RoPE's saved inv_freq are not errors; a tied
+    head that differs from the embeddings is (which head is meant is ambiguous)."""
+    hf = _build_hf(_llama(tie_word_embeddings=True))
+    sd = dict(hf.state_dict())
+    assert "lm_head.weight" not in sd or torch.equal(sd["lm_head.weight"], sd["model.embed_tokens.weight"])
+    sd["lm_head.weight"] = sd["model.embed_tokens.weight"].clone()
+    sd["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.ones(8)
+    ours = DecoderModel.from_config_and_state_dict(hf.config, sd)
+    ids, mask = _batch(LENGTHS)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask).logits
+    last = mask.sum(1) - 1
+    rows = torch.arange(len(last))
+    assert (ours.logits(ours.hidden_states(ids, mask)[rows, last]) - ref[rows, last]).abs().max() < 1e-4
+    sd["lm_head.weight"] = sd["lm_head.weight"] + 1
+    with pytest.raises(ModelLoadError, match="ambiguous"):
         DecoderModel.from_config_and_state_dict(hf.config, sd)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 
+from scorekit.errors import ModelLoadError
 from scorekit.models.encoder import EncoderModel
 from scorekit.models.packaged import default_model_dir
 from scorekit.models.weights import load_folder_state_dict
@@ -194,13 +195,18 @@ def test_missing_folder_weights_raise(tmp_path):
         load_folder_state_dict(tmp_path)
 
 
-def test_missing_key_raises_and_unused_keys_are_ignored():
+def test_missing_or_unused_weight_is_a_load_error_naming_it():
     model = make_tiny("bert")
     state_dict = dict(model.state_dict())
-    state_dict["bert.embeddings.position_ids"] = torch.arange(64)[None]  # legacy buffer: must be ignored
+    # Allowed to stay unread (encoder._MAY_STAY_UNREAD): a legacy buffer and masked-LM pre-training heads.
+    state_dict["bert.embeddings.position_ids"] = torch.arange(64)[None]
+    state_dict["cls.predictions.bias"] = torch.zeros(model.config.vocab_size)
     EncoderModel.from_config_and_state_dict(model.config, state_dict)
+    extra = {**state_dict, "bert.encoder.layer.0.attention.self.extra.weight": torch.zeros(2)}
+    with pytest.raises(ModelLoadError, match=r"does not use: 'bert\.encoder\.layer\.0\.attention\.self\.extra"):
+        EncoderModel.from_config_and_state_dict(model.config, extra)
     del state_dict["bert.encoder.layer.2.attention.self.value.bias"]
-    with pytest.raises(KeyError, match="encoder.layer.2.attention.self.value.bias"):
+    with pytest.raises(ModelLoadError, match=r"missing weight 'bert\.encoder\.layer\.2\.attention\.self\.value\.bias'"):
         EncoderModel.from_config_and_state_dict(model.config, state_dict)
 
 

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scorekit.errors import ModelLoadError
+
 from . import gemm
+from .backbone import DecoderBackbone
 from .decoder_layers import (
     Attention,
     AttentionSpec,
@@ -31,6 +34,7 @@ from .decoder_layers import (
     attention_mask,
     default_inv_freq,
 )
+from .strict_weights import StateReader, Unread
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "DecoderModel", "PrefixCache"]
 
@@ -90,39 +94,72 @@ def _rotary_for(config, layer_type: str, head_dim: int) -> Rotary:
     )
 
 
-class _Weights:
-    """Reads tensors out of a state dict, casting to the model dtype; a missing key is a KeyError naming it."""
+# Checkpoint tensors that may stay unread, and why no score depends on them.
+_MAY_STAY_UNREAD = (
+    Unread(r"(.*\.)?rotary_emb\.inv_freq",
+           "a buffer older transformers saved; the RoPE frequencies are recomputed from the config"),
+    Unread(r"(model\.)?(vision_tower|multi_modal_projector)\..*",
+           "the image tower of a multimodal Gemma3 checkpoint: scorekit's decoder scores text, and a text "
+           "forward never reaches it"),
+)
 
-    def __init__(self, state_dict: dict[str, Tensor], dtype: torch.dtype, prefix: str):
-        self.sd = state_dict
+
+class _Weights:
+    """Reads tensors out of a state dict, casting to the model dtype, and remembers which it read (strict
+    loading: models/strict_weights.py). A missing key is a ModelLoadError naming it."""
+
+    def __init__(self, state_dict: dict[str, Tensor], dtype: torch.dtype, prefix: str, what: str):
+        self.sd = StateReader(state_dict, what)
         self.dtype = dtype
         self.prefix = prefix
 
+    def __contains__(self, key: str) -> bool:
+        return key in self.sd
+
     def __call__(self, name: str, base: bool = True) -> Tensor:
         key = self.prefix + name if base else name
-        if key not in self.sd:
-            raise KeyError(f"missing weight {key!r} in the decoder state dict")
         return self.sd[key].detach().to(self.dtype).contiguous()
 
     def cat(self, names: list[str]) -> Tensor:
         return torch.cat([self(n) for n in names], dim=0)
 
 
+def _untied_lm_head(w: _Weights, tied: bool, embed: Tensor) -> Tensor | None:
+    """The checkpoint's own `lm_head.weight`, or None when the head is the embedding matrix (tied) or absent
+    (a *ForSequenceClassification checkpoint, which has a `score` head instead)."""
+    if not tied:
+        if "lm_head.weight" in w:
+            return w("lm_head.weight", base=False)
+        if "score.weight" in w:
+            return None
+        return w("lm_head.weight", base=False)  # the ModelLoadError naming the missing head
+    if "lm_head.weight" in w:
+        # Tied, yet stored too (some exporters write both). Safe to leave unread only when it IS the embedding
+        # matrix; a different matrix means the config and the weights disagree about the head.
+        stored = w("lm_head.weight", base=False)
+        if not torch.equal(stored, embed):
+            raise ModelLoadError("tie_word_embeddings is true but the checkpoint's lm_head.weight differs from "
+                                 "model.embed_tokens.weight: which head is meant is ambiguous")
+    return None
+
+
 def _base_prefix(state_dict: dict[str, Tensor]) -> str:
     for prefix in ("model.", "model.language_model.", "language_model.model.", ""):
         if prefix + "embed_tokens.weight" in state_dict:
             return prefix
-    raise KeyError("missing weight 'model.embed_tokens.weight' in the decoder state dict")
+    raise ModelLoadError("decoder: the checkpoint is missing weight 'model.embed_tokens.weight'")
 
 
 # --------------------------------------------------------------------------------------------- model
 
 
-class DecoderModel(nn.Module):
+class DecoderModel(nn.Module, DecoderBackbone):
     """Causal decoder returning final-normed hidden states. Build it with `from_config_and_state_dict`."""
 
     hidden_size: int
-    vocab_size: int
+    # Every row is computed to the batch's longest length (the pad positions are masked, not dropped).
+    packs_padding = False
+    supports_prefix = True
 
     def __init__(self, config, embed: Tensor, layers: list[DecoderLayer], norm: RMSNorm, rotary: dict[str, Rotary],
                  lm_head: Tensor | None, tied: bool, score: Tensor | None, embed_scale: float | None,
@@ -132,7 +169,6 @@ class DecoderModel(nn.Module):
         self.config = config
         self.model_type = config.model_type
         self.hidden_size = int(config.hidden_size)
-        self.vocab_size = int(embed.shape[0])
         self.embed_tokens = nn.Parameter(embed, requires_grad=False)
         self.layers = nn.ModuleList(layers)
         self.norm = norm
@@ -160,7 +196,7 @@ class DecoderModel(nn.Module):
         gemma = family == "gemma3_text"
         if gemma and getattr(config, "use_bidirectional_attention", False):
             raise NotImplementedError("Gemma3 with use_bidirectional_attention is not supported by scorekit's decoder")
-        w = _Weights(state_dict, dtype, _base_prefix(state_dict))
+        w = _Weights(state_dict, dtype, _base_prefix(state_dict), f"{family} decoder")
 
         n_heads = int(config.num_attention_heads)
         n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
@@ -222,19 +258,13 @@ class DecoderModel(nn.Module):
 
         embed = w("embed_tokens.weight")
         tied = bool(getattr(config, "tie_word_embeddings", False))
-        if not tied and "lm_head.weight" in state_dict:
-            lm_head = w("lm_head.weight", base=False)
-        elif tied:
-            lm_head = None  # shares the embedding matrix
-        elif "score.weight" in state_dict:
-            lm_head = None  # a *ForSequenceClassification checkpoint: no vocabulary head at all
-        else:
-            raise KeyError("missing weight 'lm_head.weight' in the decoder state dict (tie_word_embeddings is False)")
-        score = w("score.weight", base=False) if "score.weight" in state_dict else None
+        lm_head = _untied_lm_head(w, tied, embed)
+        score = w("score.weight", base=False) if "score.weight" in w else None
         model = cls(
             config, embed, layers, norm("norm.weight"), rotary, lm_head, tied, score,
             float(config.hidden_size) ** 0.5 if gemma else None, dtype,
         )
+        w.sd.check_all_read(_MAY_STAY_UNREAD)
         model.requires_grad_(False)
         return model.eval()
 
@@ -247,6 +277,14 @@ class DecoderModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.embed_tokens.dtype
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.embed_tokens.shape[0])
+
+    @property
+    def logit_softcap(self) -> float | None:
+        return self.final_logit_softcapping
 
     @property
     def lm_head_weight(self) -> Tensor | None:

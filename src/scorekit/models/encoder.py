@@ -19,10 +19,25 @@ from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
 from scorekit.models import gemm
+from scorekit.models.backbone import EncoderBackbone
+from scorekit.models.strict_weights import StateReader, Unread
 
 SUPPORTED_MODEL_TYPES = {"bert": "arange", "roberta": "after_padding", "xlm-roberta": "after_padding"}
 # Base-model prefixes used by *ForSequenceClassification checkpoints (XLM-R also uses "roberta.").
 _BASE_PREFIXES = ("bert.", "roberta.")
+
+# Checkpoint tensors (names after `_strip_names`) that may stay unread, and why no score depends on them.
+_MAY_STAY_UNREAD = (
+    Unread(r"embeddings\.(position_ids|token_type_ids)",
+           "buffers older transformers saved; positions and the default segment are recomputed from the input"),
+    Unread(r"pooler\.dense\.(weight|bias)",
+           "BertModel's pooler, tanh(dense(h[CLS])): when it is not a BERT-style head's first layer no output "
+           "reads it (embeddings pool the last hidden state, as sentence-transformers does; RoBERTa-style heads "
+           "bring their own dense layer)"),
+    Unread(r"(cls\.(predictions|seq_relationship)|lm_head)\..*",
+           "pre-training heads (masked-LM, next-sentence) of *ForMaskedLM / *ForPreTraining checkpoints: they "
+           "predict tokens, and no scoring task reads them"),
+)
 
 
 class _Workspace:
@@ -114,7 +129,7 @@ class _ClassificationHead(nn.Module):
         return self.out_proj(torch.tanh(self.dense(cls_hidden)))
 
 
-class EncoderModel(nn.Module):
+class EncoderModel(nn.Module, EncoderBackbone):
     """BERT / RoBERTa / XLM-R encoder with an optional sequence-classification head.
 
     Inputs are right-padded batches; `attention_mask` is 1 on real tokens. Padding is dropped before the first
@@ -159,26 +174,36 @@ class EncoderModel(nn.Module):
     def has_classifier(self) -> bool:
         return self.head is not None
 
+    @property
+    def vocab_size(self) -> int:
+        return self.word_embeddings.num_embeddings
+
     # ---- loading -------------------------------------------------------------------------------------
 
     @classmethod
     def from_config_and_state_dict(
         cls, config: PretrainedConfig, state_dict: dict[str, Tensor], dtype: torch.dtype = torch.float32
     ) -> "EncoderModel":
-        """Build from an HF config and an HF-named state dict (with or without the "bert."/"roberta." prefix)."""
-        sd = _strip_names(state_dict)
+        """Build from an HF config and an HF-named state dict (with or without the "bert."/"roberta." prefix).
+
+        Strict: a missing tensor, or one that no part of the model reads (beyond `_MAY_STAY_UNREAD`), is a
+        ModelLoadError naming it."""
+        renamed, original = _strip_names(state_dict)
+        prefix = next((p for p in _BASE_PREFIXES if any(k.startswith(p) for k in state_dict)), "")
+        sd = StateReader(renamed, f"{config.model_type} encoder", original, missing_prefix=prefix)
         head_weights = _load_head(sd)
         num_labels = head_weights["head.out_proj.weight"].shape[0] if head_weights else None
         ours = {
-            "word_embeddings.weight": _take(sd, "embeddings.word_embeddings.weight"),
-            "position_embeddings.weight": _take(sd, "embeddings.position_embeddings.weight"),
-            "token_type_embeddings.weight": _take(sd, "embeddings.token_type_embeddings.weight"),
-            "embeddings_norm.weight": _take(sd, "embeddings.LayerNorm.weight"),
-            "embeddings_norm.bias": _take(sd, "embeddings.LayerNorm.bias"),
+            "word_embeddings.weight": sd["embeddings.word_embeddings.weight"],
+            "position_embeddings.weight": sd["embeddings.position_embeddings.weight"],
+            "token_type_embeddings.weight": sd["embeddings.token_type_embeddings.weight"],
+            "embeddings_norm.weight": sd["embeddings.LayerNorm.weight"],
+            "embeddings_norm.bias": sd["embeddings.LayerNorm.bias"],
             **head_weights,
         }
         for i in range(config.num_hidden_layers):
             ours.update(_load_layer(sd, i))
+        sd.check_all_read(_MAY_STAY_UNREAD)
 
         with torch.device("meta"):  # shapes only; the real tensors are assigned below
             model = cls(config, num_labels)
@@ -261,10 +286,12 @@ class EncoderModel(nn.Module):
 # ---- state-dict mapping (HF names -> ours) -------------------------------------------------------------
 
 
-def _strip_names(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Drop the base-model prefix and rename TF-era LayerNorm gamma/beta to weight/bias."""
-    out = {}
-    for key, tensor in state_dict.items():
+def _strip_names(state_dict: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Drop the base-model prefix and rename TF-era LayerNorm gamma/beta to weight/bias; also return each
+    new name's original, for error messages."""
+    out, original = {}, {}
+    for name, tensor in state_dict.items():
+        key = name
         for prefix in _BASE_PREFIXES:
             if key.startswith(prefix):
                 key = key[len(prefix):]
@@ -273,18 +300,11 @@ def _strip_names(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
             key = key[: -len("gamma")] + "weight"
         elif key.endswith("LayerNorm.beta"):
             key = key[: -len("beta")] + "bias"
-        out[key] = tensor
-    return out
+        out[key], original[key] = tensor, name
+    return out, original
 
 
-def _take(sd: dict[str, Tensor], key: str) -> Tensor:
-    try:
-        return sd[key]
-    except KeyError:
-        raise KeyError(f"checkpoint is missing required weight {key!r}") from None
-
-
-def _load_layer(sd: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+def _load_layer(sd: StateReader, i: int) -> dict[str, Tensor]:
     src, dst = f"encoder.layer.{i}.", f"layers.{i}."
     qkv = [f"{src}attention.self.{name}" for name in ("query", "key", "value")]
     pairs = {
@@ -295,20 +315,20 @@ def _load_layer(sd: dict[str, Tensor], i: int) -> dict[str, Tensor]:
         "ffn_norm": "output.LayerNorm",
     }
     out = {
-        f"{dst}qkv.weight": torch.cat([_take(sd, f"{p}.weight") for p in qkv]),
-        f"{dst}qkv.bias": torch.cat([_take(sd, f"{p}.bias") for p in qkv]),
+        f"{dst}qkv.weight": torch.cat([sd[f"{p}.weight"] for p in qkv]),
+        f"{dst}qkv.bias": torch.cat([sd[f"{p}.bias"] for p in qkv]),
     }
     for ours, theirs in pairs.items():
         for param in ("weight", "bias"):
-            out[f"{dst}{ours}.{param}"] = _take(sd, f"{src}{theirs}.{param}")
+            out[f"{dst}{ours}.{param}"] = sd[f"{src}{theirs}.{param}"]
     return out
 
 
-def _load_head(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+def _load_head(sd: StateReader) -> dict[str, Tensor]:
     """Head weights if the checkpoint has a sequence-classification head, else {}.
 
     Decided by the keys, not by model_type: RoBERTa-style heads have `classifier.out_proj`, BERT-style heads
-    a bare `classifier` Linear fed by the pooler. A bare BertModel's pooler alone is not a head (ignored).
+    a bare `classifier` Linear fed by the pooler. A bare BertModel's pooler alone is not a head.
     """
     if "classifier.out_proj.weight" in sd:
         dense, out_proj = "classifier.dense", "classifier.out_proj"
@@ -317,7 +337,7 @@ def _load_head(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     else:
         return {}
     return {
-        f"head.{ours}.{param}": _take(sd, f"{theirs}.{param}")
+        f"head.{ours}.{param}": sd[f"{theirs}.{param}"]
         for ours, theirs in (("dense", dense), ("out_proj", out_proj))
         for param in ("weight", "bias")
     }

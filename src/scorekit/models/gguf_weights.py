@@ -8,14 +8,14 @@ enough, so no weights are allocated twice.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 
-__all__ = ["load_gguf"]
+from scorekit.errors import ModelLoadError
+from scorekit.models.strict_weights import name_keys
 
-_log = logging.getLogger(__name__)
+__all__ = ["load_gguf"]
 
 
 def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, config=None):
@@ -41,8 +41,10 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, config=None)
     parsed = load_gguf_checkpoint(str(path), return_tensors=True, model_to_load=skeleton, torch_dtype=dtype)
     state_dict = {name: tensor.contiguous() for name, tensor in parsed["tensors"].items()}
     expected = set(skeleton.state_dict())
+    # lm_head.weight may be absent: GGUF stores no output matrix when the head is tied to token_embd; whether
+    # that is allowed (tie_word_embeddings) is the model builder's check, which sees the config.
     missing = sorted(k for k in expected - set(state_dict) if k != "lm_head.weight")
     if missing:
-        _log.warning("GGUF %s lacks %d tensors the %s model has, e.g. %s", path.name, len(missing),
-                     config.model_type, missing[:3])
+        raise ModelLoadError(f"GGUF {path.name} lacks {len(missing)} tensor(s) the {config.model_type} model has: "
+                             f"{name_keys(missing)}")
     return config, state_dict

@@ -18,9 +18,12 @@ import torch
 from scorekit.errors import ModelLoadError
 from scorekit.models import packaged
 from scorekit.models.activation_memory import ActivationMemory
+from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
+from scorekit.models.decoder_heads import DecoderHead, LabelTokenHead, ScoreHead
 from scorekit.models.model_info import DECODER_TYPES, ENCODER_TYPES, ModelInfo, apply_hf_overrides, describe_model
 from scorekit.models.resolve import ModelLocation, resolve_model
 from scorekit.models.scoring_model import ScoringModel
+from scorekit.models.strict_weights import StateReader
 
 log = logging.getLogger(__name__)
 
@@ -108,48 +111,74 @@ def _own_backbone(config, state, dtype):
     return DecoderModel.from_config_and_state_dict(config, state, dtype=dtype)
 
 
-def _fallback_backbone(location: ModelLocation, config, info: ModelInfo, dtype):
+def _fallback_class(info: ModelInfo):
+    """The `transformers` class to load: the one the scores need (a causal LM for next-token scores and the
+    classifier_from_token conversion, a sequence classifier for a classifier), else the class the config
+    names, whose weights the checkpoint holds (strict loading refuses any other fit)."""
     import transformers
-    from scorekit.models.hf_fallback import HFDecoderBackbone, HFEncoderBackbone
 
-    kwargs = {"config": config, "gguf_file": location.gguf_file, "dtype": dtype}
-    if info.is_decoder:
-        auto = transformers.AutoModelForCausalLM
-        if info.architecture.endswith("ForSequenceClassification") and info.conversion is None:
-            auto = transformers.AutoModelForSequenceClassification
-        return HFDecoderBackbone(auto.from_pretrained(str(location.folder), **kwargs))
-    auto = transformers.AutoModelForSequenceClassification if info.task == "classify" else transformers.AutoModel
-    return HFEncoderBackbone(auto.from_pretrained(str(location.folder), **kwargs))
-
-
-def _classifier_from_lm_head(info: ModelInfo, tokenizer, lm_head: torch.Tensor) -> torch.Tensor:
-    """SPEC §6: classifier rows from the LM head; 2-way softmax becomes one row W[true] − W[false]."""
-    ids = tokenizer.convert_tokens_to_ids(info.conversion.tokens)
-    unknown = [t for t, i in zip(info.conversion.tokens, ids) if i is None or i == tokenizer.unk_token_id]
-    if unknown:
-        raise ModelLoadError(f"classifier_from_token {unknown} are not tokens of this tokenizer (case-sensitive)")
-    rows = lm_head.detach().float()[ids]
-    if info.conversion.method == "from_2_way_softmax":
-        rows = (rows[1] - rows[0]).unsqueeze(0)
-    return rows
+    if info.is_decoder and (info.conversion is not None or info.task == "generate"):
+        return transformers.AutoModelForCausalLM
+    if info.task == "classify":
+        return transformers.AutoModelForSequenceClassification
+    named = getattr(transformers, info.architecture, None)
+    if isinstance(named, type) and issubclass(named, transformers.PreTrainedModel):
+        return named
+    return transformers.AutoModel
 
 
-def _projection(info: ModelInfo, state: dict | None, dtype) -> torch.nn.Linear | None:
-    weight = bias = None
-    if info.colbert_linear and state is not None:
+def _fallback_backbone(location: ModelLocation, config, info: ModelInfo, dtype, read_elsewhere: set[str]):
+    from scorekit.models.hf_fallback import HFDecoderBackbone, HFEncoderBackbone, load_strict
+
+    hf_model = load_strict(_fallback_class(info), str(location.folder), read_elsewhere=read_elsewhere,
+                           config=config, gguf_file=location.gguf_file, dtype=dtype)
+    if not info.is_decoder:
+        return HFEncoderBackbone(hf_model)
+    backbone = HFDecoderBackbone(hf_model)
+    if backbone.lm_head_weight is not None:
+        backbone.check_logits()
+    return backbone
+
+
+def _decoder_head(info: ModelInfo, tokenizer, backbone: DecoderBackbone) -> DecoderHead:
+    """The classifier of a decoder loaded for `classify` (models/decoder_heads.py)."""
+    if info.conversion is not None:
+        if backbone.lm_head_weight is None:
+            raise ModelLoadError(f"{info.architecture}: classifier_from_token needs a language-model head, and "
+                                 "this checkpoint has none (it already is a sequence classifier: drop the overrides)")
+        return LabelTokenHead.from_conversion(info.conversion, tokenizer)
+    if backbone.score_weight is not None:
+        return ScoreHead(backbone.score_weight.detach().float())
+    raise ModelLoadError(
+        f"{info.architecture}: a decoder classifier needs a `score` head or hf_overrides with "
+        "`classifier_from_token` (and `method`)"
+    )
+
+
+_PROJECTION_KEYS = ("linear.weight", "linear.bias")  # stanford ColBERT's projection, beside the encoder's keys
+
+
+def _projection(info: ModelInfo, state: dict, dtype) -> torch.nn.Module | None:
+    """ColBERT's `linear` or a sentence-transformers Dense module (Linear, then its activation)."""
+    tanh = False
+    if info.colbert_linear:
         weight, bias = state["linear.weight"], state.get("linear.bias")
     elif info.dense is not None:
         from scorekit.models.weights import load_folder_state_dict
 
-        dense_state = load_folder_state_dict(info.dense.folder)
-        weight, bias = dense_state["linear.weight"], dense_state.get("linear.bias")
-    if weight is None:
+        dense = StateReader(load_folder_state_dict(info.dense.folder), f"Dense module in {info.dense.folder}")
+        weight = dense["linear.weight"]
+        bias = dense["linear.bias"] if info.dense.bias else None  # its config says whether there is one
+        dense.check_all_read()
+        tanh = info.dense.tanh
+    else:
         return None
     linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     linear.weight.data.copy_(weight)
     if bias is not None:
         linear.bias.data.copy_(bias)
-    return linear.to(dtype).requires_grad_(False)
+    module = torch.nn.Sequential(linear, torch.nn.Tanh()) if tanh else linear
+    return module.to(dtype).requires_grad_(False)
 
 
 # Under int8 these Linear layers stay fp32: the FFN output projections (ours, HF Llama-style, HF BERT-style).
@@ -210,24 +239,24 @@ def load_model(
                           has_colbert_linear=state is not None and "linear.weight" in state)
     if runner == "pooling" and info.task == "generate":
         raise ModelLoadError("runner='pooling' cannot serve generative scoring; use runner='generate'")
-    backbone = _own_backbone(config, state, torch_dtype) if own else _fallback_backbone(location, config, info, torch_dtype)
+    # The projection's tensors are read here, not by the backbone, whose strict loading must not count them.
+    projection_state = {k: state.pop(k) for k in _PROJECTION_KEYS if k in state} if info.colbert_linear else {}
+    if own:
+        backbone = _own_backbone(config, state, torch_dtype)
+    else:
+        backbone = _fallback_backbone(location, config, info, torch_dtype, set(projection_state))
+    del state
 
-    classifier = None
-    if info.is_decoder and info.task == "classify":
-        if info.conversion is not None:
-            classifier = _classifier_from_lm_head(info, tokenizer, backbone.lm_head_weight)
-        elif getattr(backbone, "score_weight", None) is not None:
-            classifier = backbone.score_weight.detach().float()
-        else:
-            raise ModelLoadError(
-                f"{info.architecture}: a decoder classifier needs a `score` head or hf_overrides with "
-                "`classifier_from_token` (and `method`)"
-            )
-    projection = _projection(info, state, torch_dtype)
+    if info.task == "classify" and isinstance(backbone, EncoderBackbone) and not backbone.has_classifier:
+        raise ModelLoadError(f"{info.architecture}: this checkpoint has no sequence-classification head; "
+                             "load it with task='embed' (or runner='pooling') instead")
+    head = _decoder_head(info, tokenizer, backbone) if info.is_decoder and info.task == "classify" else None
+    projection = _projection(info, projection_state, torch_dtype)
     backbone = quantize(backbone, quantization, torch_device).to(torch_device)
+    if isinstance(head, ScoreHead):
+        head = ScoreHead(head.weight.to(torch_device))
     scoring = ScoringModel(
-        info, backbone, torch_device, torch_dtype,
-        classifier_weight=classifier.to(torch_device, torch_dtype) if classifier is not None else None,
+        info, backbone, torch_device, torch_dtype, decoder_head=head,
         projection=projection.to(torch_device) if projection is not None else None,
         activation=ActivationMemory.from_config(config, torch_dtype),
     )

@@ -38,6 +38,29 @@ class DenseProjection:
     in_features: int
     out_features: int
     bias: bool
+    tanh: bool  # activation_function: Tanh (sentence-transformers' default) or Identity (PyLate/ColBERT)
+
+
+# sentence-transformers Dense activations we apply; any other is refused rather than skipped.
+_DENSE_ACTIVATIONS = {"Identity": False, "Tanh": True}
+
+
+def _dense(modules: dict[str, dict]) -> DenseProjection:
+    module = modules["Dense"]
+    cfg = module["config"]
+    if cfg.get("use_residual"):
+        raise ModelLoadError(f"Dense module in {module['path']}: use_residual is not supported")
+    # A config without the key gets sentence-transformers' own default, Tanh (models/Dense.py).
+    name = str(cfg.get("activation_function", "torch.nn.modules.activation.Tanh")).rsplit(".", 1)[-1]
+    if name not in _DENSE_ACTIVATIONS:
+        raise ModelLoadError(f"Dense module in {module['path']}: activation_function {name!r} is not supported "
+                             f"(supported: {', '.join(_DENSE_ACTIVATIONS)})")
+    order = list(modules)
+    if _DENSE_ACTIVATIONS[name] and "Pooling" in modules and order.index("Dense") < order.index("Pooling"):
+        # scorekit applies the projection after pooling; tanh does not commute with pooling, so refuse.
+        raise ModelLoadError(f"Dense module in {module['path']}: a Tanh Dense before the Pooling is not supported")
+    return DenseProjection(module["path"], cfg["in_features"], cfg["out_features"], cfg.get("bias", True),
+                           _DENSE_ACTIVATIONS[name])
 
 
 @dataclass
@@ -153,6 +176,40 @@ def _default_architecture(model_type: str) -> str:
     return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) or MODEL_MAPPING_NAMES.get(model_type) or model_type
 
 
+# sentence-transformers Pooling modes: < 6 writes one flag per mode, >= 6 one `pooling_mode` string.
+_POOLING_FLAGS = {"pooling_mode_mean_tokens": "MEAN", "pooling_mode_lasttoken": "LAST", "pooling_mode_cls_token": "CLS"}
+_POOLING_MODES = {"mean": "MEAN", "lasttoken": "LAST", "cls": "CLS"}
+_UNSUPPORTED_FLAGS = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
+
+
+def _pooling(config: dict) -> str | None:
+    """The Pooling module's mode (None without one); a mode scorekit does not compute is refused."""
+    mode = config.get("pooling_mode")
+    if mode is not None:
+        if mode not in _POOLING_MODES:
+            raise ModelLoadError(f"sentence-transformers pooling_mode {mode!r} is not supported "
+                                 f"(supported: {', '.join(_POOLING_MODES)})")
+        return _POOLING_MODES[mode]
+    unsupported = [flag for flag in _UNSUPPORTED_FLAGS if config.get(flag)]
+    if unsupported:
+        raise ModelLoadError(f"sentence-transformers pooling {unsupported} is not supported "
+                             f"(supported: {', '.join(_POOLING_FLAGS)})")
+    return next((mode for flag, mode in _POOLING_FLAGS.items() if config.get(flag)), None)
+
+
+def _is_decoder(model_type: str, architecture: str) -> bool:
+    """A causal LM, whatever head its config names: ours, any `*ForCausalLM`, or a model type transformers
+    registers a causal-LM class for, e.g. `GemmaForSequenceClassification` (bge-reranker-v2-gemma's recipe)
+    on a Gemma checkpoint. Encoders such as BERT also register a causal-LM class (BertLMHeadModel), but
+    unlike decoders they register a masked-LM one too: those stay encoders."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    if architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES:
+        return True
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def describe_model(
     config,
     folder: Path,
@@ -164,7 +221,7 @@ def describe_model(
     model_type = getattr(config, "model_type", "?")
     architecture = (getattr(config, "architectures", None) or [_default_architecture(model_type)])[0]
     modules = _sentence_transformers_modules(folder)
-    is_decoder = architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES
+    is_decoder = _is_decoder(model_type, architecture)
     conversion = _conversion(config)
 
     if task is None:
@@ -187,19 +244,9 @@ def describe_model(
     if conversion is not None:
         num_labels = 1 if conversion.method == "from_2_way_softmax" else len(conversion.tokens)
 
-    pooling = "LAST" if is_decoder else "CLS"
-    pool_config = modules.get("Pooling", {}).get("config", {})
-    if pool_config.get("pooling_mode_mean_tokens"):
-        pooling = "MEAN"
-    elif pool_config.get("pooling_mode_lasttoken"):
-        pooling = "LAST"
-    elif pool_config.get("pooling_mode_cls_token"):
-        pooling = "CLS"
+    pooling = _pooling(modules.get("Pooling", {}).get("config", {})) or ("LAST" if is_decoder else "CLS")
 
-    dense = None
-    if "Dense" in modules:
-        cfg = modules["Dense"]["config"]
-        dense = DenseProjection(modules["Dense"]["path"], cfg["in_features"], cfg["out_features"], cfg.get("bias", True))
+    dense = _dense(modules) if "Dense" in modules else None
 
     use_sep = getattr(config, "use_sep_token", getattr(config, "use_pad_token", None))
     if use_sep is None:

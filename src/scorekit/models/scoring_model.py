@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from scorekit.models.activation_memory import ActivationMemory
+from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
+from scorekit.models.decoder_heads import DecoderHead
 from scorekit.models.model_info import ModelInfo
 
 
@@ -29,29 +31,50 @@ class Batch:
 
 
 class ScoringModel:
-    def __init__(self, info: ModelInfo, backbone, device: torch.device, dtype: torch.dtype,
-                 classifier_weight: torch.Tensor | None = None, projection: torch.nn.Linear | None = None,
-                 activation: ActivationMemory | None = None):
+    """Dispatches on the backbone's contract (models/backbone.py): an encoder or a decoder."""
+
+    def __init__(self, info: ModelInfo, backbone: EncoderBackbone | DecoderBackbone, device: torch.device,
+                 dtype: torch.dtype, decoder_head: DecoderHead | None = None,
+                 projection: torch.nn.Module | None = None, activation: ActivationMemory | None = None):
+        if info.is_decoder != isinstance(backbone, DecoderBackbone):
+            raise TypeError(f"{info.architecture}: is_decoder={info.is_decoder} but the backbone is "
+                            f"{type(backbone).__name__}")
         self.info = info
         self.activation = activation  # per-row peak memory estimate: lets the engine cap batches by bytes
         self.backbone = backbone
         self.device = device
         self.dtype = dtype
-        # Decoder classifiers: rows of the LM head (conversion) or a `score` head; [num_labels, H].
-        self.classifier_weight = classifier_weight
+        # A decoder's classifier: its `score` head or the label-token rows of its LM head (models/decoder_heads.py).
+        self.decoder_head = decoder_head
         self.projection = projection  # ColBERT / Dense projection applied to token or pooled embeddings
 
     # -- shared pieces -----------------------------------------------------------------------------------
     @property
+    def packs_padding(self) -> bool:
+        """The backbone computes real tokens only (padding dropped before its first layer): the engine prices
+        its batches by real tokens instead of rows × longest."""
+        return self.backbone.packs_padding
+
+    @property
+    def vocab_size(self) -> int:
+        """Valid token ids are 0..vocab_size-1."""
+        return self.backbone.vocab_size
+
+    @property
     def supports_prefix(self) -> bool:
-        """Our own decoder can run a shared prefix once and continue every row from its cached K/V."""
-        return self.info.is_decoder and hasattr(self.backbone, "encode_prefix")
+        """The decoder can run a shared prefix once and continue every row from its cached K/V."""
+        return isinstance(self.backbone, DecoderBackbone) and self.backbone.supports_prefix
 
     def encode_prefix(self, ids):
-        return self.backbone.encode_prefix(torch.tensor(ids, dtype=torch.long, device=self.device))
+        return self._decoder().encode_prefix(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def _decoder(self) -> DecoderBackbone:
+        if not isinstance(self.backbone, DecoderBackbone):
+            raise TypeError(f"{self.info.architecture} is an encoder: it has no next-token logits or prefix cache")
+        return self.backbone
 
     def _hidden(self, batch: Batch, prefix=None) -> torch.Tensor:
-        if self.info.is_decoder:
+        if isinstance(self.backbone, DecoderBackbone):
             if prefix is not None:  # batch rows are continuations of the cached prefix
                 return self.backbone.hidden_states_after_prefix(prefix, batch.input_ids, batch.attention_mask)
             return self.backbone.hidden_states(batch.input_ids, batch.attention_mask)
@@ -85,26 +108,21 @@ class ScoringModel:
 
     def classify(self, batch: Batch, prefix=None) -> list[torch.Tensor]:
         """Raw logits [num_labels] per row (the activation is applied by the scoring layer)."""
-        if self.classifier_weight is not None:
+        if isinstance(self.backbone, DecoderBackbone):
+            if self.decoder_head is None:
+                raise TypeError(f"{self.info.architecture} was loaded without a classifier")
             last = self._last(self._hidden(batch, prefix), batch)
-            return list((last @ self.classifier_weight.T).float())
-        if hasattr(self.backbone, "classify_tokens"):
-            return list(self.backbone.classify_tokens(batch.input_ids, batch.attention_mask, batch.token_type_ids).float())
-        return list(self.backbone.classify(self._hidden(batch)).float())
+            return list(self.decoder_head(self.backbone, last).float())
+        return list(self.backbone.classify_tokens(batch.input_ids, batch.attention_mask, batch.token_type_ids).float())
 
     def next_token(self, batch: Batch, token_ids: tuple[int, ...], full_vocab_log_softmax: bool,
                    prefix=None) -> list[torch.Tensor]:
         """Next-token values of `token_ids` after each row: raw logits of those rows only, or (when the caller
         needs true probabilities) full-vocabulary log-softmax read at those ids. Only the last position is projected."""
+        decoder = self._decoder()
         last = self._last(self._hidden(batch, prefix), batch)
         rows = list(token_ids)
         if not full_vocab_log_softmax:
-            return list(self._logits(last, rows).float())
-        logprobs = F.log_softmax(self._logits(last, None).float(), dim=-1)
+            return list(decoder.logits(last, torch.tensor(rows, device=last.device)).float())
+        logprobs = F.log_softmax(decoder.logits(last).float(), dim=-1)
         return list(logprobs[:, rows])
-
-    def _logits(self, hidden: torch.Tensor, rows: list[int] | None) -> torch.Tensor:
-        if hasattr(self.backbone, "logits"):  # our decoder: applies Gemma's final-logit softcap when configured
-            return self.backbone.logits(hidden, torch.tensor(rows, device=hidden.device) if rows is not None else None)
-        weight = self.backbone.lm_head_weight
-        return hidden @ (weight[rows] if rows is not None else weight).T
