@@ -121,3 +121,13 @@ def test_backbones_implement_the_typed_contract(minilm_llm, tmp_path, minilm_dir
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete()
+
+
+def test_generative_scoring_on_a_classifier_checkpoint_is_refused_at_load(tmp_path, minilm_dir):
+    config = transformers.LlamaConfig(**_SMALL, num_key_value_heads=2, pad_token_id=0, tie_word_embeddings=False,
+                                      num_labels=1)
+    torch.manual_seed(0)
+    folder = _save(transformers.LlamaForSequenceClassification(config), tmp_path, minilm_dir)
+    assert LLM(str(folder)).info.score_type == "cross-encoder"
+    with pytest.raises(ModelLoadError, match="no language-model head"):
+        LLM(str(folder), runner="generate")

@@ -14,6 +14,7 @@ import inspect
 
 import torch
 from torch import Tensor
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from scorekit.errors import ModelLoadError
 from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
@@ -40,7 +41,7 @@ class HFEncoderBackbone(torch.nn.Module, EncoderBackbone):
     def __init__(self, hf_model):
         super().__init__()
         self.hf_model = hf_model.eval().requires_grad_(False)
-        self._has_classifier = hasattr(hf_model, "classifier") or hasattr(hf_model, "score")
+        self._has_classifier = type(hf_model).__name__ in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()
         self.hidden_size = hf_model.config.hidden_size
         self.num_labels = getattr(hf_model.config, "num_labels", 1)
         # inspect.signature follows the decorators transformers wraps `forward` in (its __code__ does not).

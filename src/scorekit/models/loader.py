@@ -250,6 +250,9 @@ def load_model(
     if info.task == "classify" and isinstance(backbone, EncoderBackbone) and not backbone.has_classifier:
         raise ModelLoadError(f"{info.architecture}: this checkpoint has no sequence-classification head; "
                              "load it with task='embed' (or runner='pooling') instead")
+    if info.task == "generate" and backbone.lm_head_weight is None:
+        raise ModelLoadError(f"{info.architecture}: this checkpoint has no language-model head (it is a sequence "
+                             "classifier), so it cannot run generative scoring")
     head = _decoder_head(info, tokenizer, backbone) if info.is_decoder and info.task == "classify" else None
     projection = _projection(info, projection_state, torch_dtype)
     backbone = quantize(backbone, quantization, torch_device).to(torch_device)
