@@ -210,6 +210,14 @@ def _is_decoder(model_type: str, architecture: str) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def _is_base_model(architecture: str) -> bool:
+    """A headless class such as `MistralModel` (e5-mistral): an embedding model, with no LM head to generate
+    from (vLLM serves these as pooling models too)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    return architecture in MODEL_MAPPING_NAMES.values()
+
+
 def describe_model(
     config,
     folder: Path,
@@ -231,7 +239,7 @@ def describe_model(
             task = "classify"
         elif architecture == "HF_ColBERT" or has_colbert_linear or ("Dense" in modules and "Pooling" not in modules):
             task = "token_embed"
-        elif is_decoder and runner == "auto":
+        elif is_decoder and runner == "auto" and not _is_base_model(architecture):
             task = "generate"
         else:
             task = "embed"
