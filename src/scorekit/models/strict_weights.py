@@ -61,10 +61,6 @@ class StateReader:
         self._read.add(key)
         return self._state[key]
 
-    def peek(self, key: str) -> Tensor:
-        """Look at a tensor without counting it as read (e.g. to compare a tied copy)."""
-        return self._state[key]
-
     def unread(self) -> list[str]:
         return sorted(set(self._state) - self._read)
 
