@@ -1,10 +1,19 @@
-"""Shared fixtures: real packaged models, loaded once per test session (loading is the slow part)."""
+"""Shared fixtures: real packaged models, loaded once per test session (loading is the slow part), and real
+servers on free loopback ports, in background threads."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 
+import httpx
 import pytest
+import uvicorn
+
+from scorekit.config import ServerConfig
+from scorekit.server.app import build_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,3 +55,79 @@ def smollm2_hf(smollm2_path):
 
     model = AutoModelForCausalLM.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name, dtype=torch.float32)
     return model.eval()
+
+
+# -- live servers ---------------------------------------------------------------------------------------------
+os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+os.environ["no_proxy"] = os.environ["NO_PROXY"]
+
+API_KEY = "sk-test-123"
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, trust_env=False, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_llm):
+    return minilm_llm  # the session-wide LLM of tests/conftest.py: loaded once for all test folders
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_llm):
+    return smollm2_llm
+
+
+@pytest.fixture(scope="session")
+def server(minilm):
+    with LiveServer(build_app(minilm, ServerConfig(served_model_names=("minilm", "sentence-transformers/all-MiniLM-L6-v2")))) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def keyed_server(minilm):
+    with LiveServer(build_app(minilm, ServerConfig(served_model_names=("minilm",), api_keys=(API_KEY,),
+                                                 enable_request_id_headers=True))) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def smol_server(smollm2):
+    with LiveServer(build_app(smollm2, ServerConfig(served_model_names=("smollm2",), api_keys=(API_KEY,)))) as live:
+        yield live
+
+
+@pytest.fixture()
+def http(server):
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """`with live_server(app) as live:` — a LiveServer for an app a test builds itself."""
+    return LiveServer

@@ -47,7 +47,7 @@ def test_many_to_many(minilm_llm, st_model):
 
 def test_one_to_many_encodes_query_once(minilm_llm):
     scorer = minilm_llm.scorer()
-    result = scorer.score(QUERIES[0], DOCS)
+    result = minilm_llm.engine.submit(scorer.score(QUERIES[0], DOCS)).result()
     q_len = len(minilm_llm.get_tokenizer()(QUERIES[0])["input_ids"])
     d_len = sum(len(minilm_llm.get_tokenizer()(d)["input_ids"]) for d in DOCS)
     assert result.prompt_tokens == q_len + d_len  # the query counted (and run) once, not three times

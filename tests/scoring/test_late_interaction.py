@@ -86,8 +86,8 @@ def test_documents_in_many_chunks_score_the_same(minilm_late, monkeypatch, one_q
     whole = [o.outputs.score for o in minilm_late.score(queries, docs, use_tqdm=False)]
     monkeypatch.setattr(scorer, "LATE_INTERACTION_CHUNK_TOKENS", 30)  # about two documents per chunk
     calls = []
-    run = minilm_late.engine.run
-    monkeypatch.setattr(minilm_late.engine, "run", lambda *a, **k: calls.append(1) or run(*a, **k))
+    step = scorer.Step
+    monkeypatch.setattr(scorer, "Step", lambda *a, **k: calls.append(1) or step(*a, **k))  # the plan's steps
     chunked = [o.outputs.score for o in minilm_late.score(queries, docs, use_tqdm=False)]
     assert len(calls) >= 4
     assert chunked == pytest.approx(whole, abs=1e-6)

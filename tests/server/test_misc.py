@@ -82,8 +82,8 @@ def test_cohere_embed_types(http, minilm):
     assert http.post("/v2/embed", json={"texts": ["x"], "embedding_types": ["int8"]}).status_code == 400
 
 
-def test_embeddings_token_input_rejected_cleanly(http):
-    r = http.post("/v1/embeddings", json={"input": [1, 2, 3]})
+def test_embeddings_token_input_out_of_vocabulary_rejected_cleanly(http):
+    r = http.post("/v1/embeddings", json={"input": [1, 2, 10**7]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "input"
 
 

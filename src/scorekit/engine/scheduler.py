@@ -19,9 +19,11 @@ threads that have nothing of their own to do.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import time
+import weakref
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -75,6 +77,10 @@ class Scheduler:
         self._stopped = False
         self._idle = 0  # model threads waiting for work in _next
         self._running = 0  # groups being run now (for `busy`)
+        # Model threads are daemons (a forgotten engine must not keep a process alive), but a process must not
+        # finalise while one of them is inside torch: libgomp then aborts it ("terminate called without an
+        # active exception", seen at the exit of bench/memory.py's child processes). So they are stopped first.
+        atexit.register(_stop_at_exit, weakref.ref(self))
 
     # -- callers ---------------------------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
@@ -275,6 +281,12 @@ class Scheduler:
                 more.append(job)
             start += len(chunk)
         self._requeue(more, behind=True)
+
+
+def _stop_at_exit(ref: "weakref.ref[Scheduler]") -> None:
+    scheduler = ref()
+    if scheduler is not None:
+        scheduler.stop(timeout=30)
 
 
 def _joins(job: Job, first: Job) -> bool:

@@ -47,14 +47,14 @@ class PromptBuilder:
         self.pad_id = pad_token_id(tokenizer)
         # HF fast tokenizers set truncation state on the shared Rust object at every call: two threads with
         # different truncation settings could swap them. Every call goes through this lock.
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.special_tokens = {
             name: getattr(tokenizer, name, None)
             for name in ("bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token")
         }
 
     def tokenize(self, *args, **kwargs):
-        with self._lock:
+        with self.lock:
             return self.tokenizer(*args, **kwargs)
 
     # -- text limits applied before packing -------------------------------------------------------------
@@ -141,9 +141,25 @@ class PromptBuilder:
         return prompts  # type: ignore[return-value]
 
     # -- bi-encoder / late interaction / generative -----------------------------------------------------
-    def singles(self, texts: Sequence[str], params: TruncationParams, is_query: bool) -> list[Prompt]:
+    def singles(self, texts: Sequence[str], params: TruncationParams, is_query: bool,
+                add_special_tokens: bool = True) -> list[Prompt]:
         limit = params.max_tokens_per_query if is_query else params.max_tokens_per_doc
         texts = self._cap(self.bounded(texts, params), limit)
         kwargs = params.tokenizer_kwargs(self.max_model_len)
-        encoded = self.tokenize(list(texts), add_special_tokens=True, return_token_type_ids=self.uses_token_types, **kwargs)
+        encoded = self.tokenize(list(texts), add_special_tokens=add_special_tokens,
+                                return_token_type_ids=self.uses_token_types, **kwargs)
         return self._finish_all(encoded, params)
+
+    def from_ids(self, ids_list: Sequence[Sequence[int]], params: TruncationParams) -> list[Prompt]:
+        """Prompts given as token ids (vLLM's token inputs): cut as a tokenizer would cut text — from the
+        requested side, else the tokenizer's own — then checked against the length limit."""
+        limit = params.limit(self.max_model_len)
+        side = params.truncation_side or getattr(self.tokenizer, "truncation_side", "right")
+        prompts = []
+        for ids in ids_list:
+            ids = list(ids)
+            if limit is not None and len(ids) > limit:
+                ids = ids[len(ids) - limit:] if side == "left" else ids[:limit]
+            ids, _ = finish(ids, None, params, self.max_model_len, self.pad_id)
+            prompts.append(Prompt(tuple(ids)))
+        return prompts

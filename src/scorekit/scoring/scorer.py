@@ -19,6 +19,7 @@ from scorekit.engine.task import Task, TaskKind
 from scorekit.errors import UnsupportedTask, ValidationError
 from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
+from scorekit.scoring.chat import chat_token_ids
 from scorekit.scoring.pairing import as_list, pair_inputs
 from scorekit.scoring.prompts import PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
@@ -107,6 +108,11 @@ class Scorer:
     def max_model_len(self) -> int:
         return self.info.max_model_len
 
+    @property
+    def embedding_size(self) -> int:
+        projection = self.loaded.model.projection
+        return projection.out_features if projection is not None else self.loaded.config.hidden_size
+
     def check_score_api(self) -> str:
         if self.info.task == "generate":
             raise UnsupportedTask("The model does not support Score API")
@@ -179,41 +185,93 @@ class Scorer:
         return self._separate_result(scores, query_prompts, doc_prompts, one_query)
 
     # -- embeddings and classification -----------------------------------------------------------------
-    def _singles(self, texts: Sequence[str], truncation: TruncationParams | None) -> tuple[list[str], TruncationParams]:
+    def _singles(self, texts: Sequence, truncation: TruncationParams | None) -> tuple[list, TruncationParams]:
         truncation = truncation or TruncationParams()
         truncation.validate(self.max_model_len)
         return list(texts), truncation
 
-    def embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
-              priority: int = 0, **job_options) -> Job:
-        """A job whose result is Encoded: one pooled vector per text (unit length when `normalize`)."""
+    def embed(self, inputs: Sequence[str] | Sequence[Sequence[int]], truncation: TruncationParams | None = None,
+              normalize: bool = True, priority: int = 0, add_special_tokens: bool = True,
+              dimensions: int | None = None, **job_options) -> Job:
+        """A job whose result is Encoded: one pooled vector per input (unit length when `normalize`). Inputs
+        are texts, or token id lists (all one kind). `dimensions` keeps the first dimensions of a Matryoshka
+        model's vectors (normalised after the cut, as vLLM does)."""
+        inputs, truncation = self._singles(inputs, truncation)
+        return self._embed_job(lambda: inputs, len(inputs), truncation, normalize, priority, add_special_tokens,
+                               dimensions, job_options)
+
+    def embed_chat(self, messages: list[dict[str, Any]], truncation: TruncationParams | None = None,
+                   normalize: bool = True, priority: int = 0, add_special_tokens: bool = False,
+                   dimensions: int | None = None, chat_options: dict[str, Any] | None = None, **job_options) -> Job:
+        """`embed` of one chat conversation, rendered with the tokenizer's chat template on the model thread."""
+        def render() -> list[list[int]]:
+            with self.builder.lock:  # the tokenizer is shared by every model thread
+                return [chat_token_ids(self.tokenizer, messages, add_special_tokens=add_special_tokens,
+                                       **(chat_options or {}))]
+
+        _, truncation = self._singles([], truncation)
+        return self._embed_job(render, 1, truncation, normalize, priority, False, dimensions, job_options)
+
+    def _embed_job(self, build, size: int, truncation: TruncationParams, normalize: bool, priority: int,
+                   add_special_tokens: bool, dimensions: int | None, job_options: dict) -> Job:
         if self.info.task not in ("embed", "token_embed"):
             raise UnsupportedTask("The model does not support the Embeddings API")
-        texts, truncation = self._singles(texts, truncation)
-        return Job(self._encode(Task(TaskKind.EMBED, normalize=normalize), texts, truncation),
-                   priority=priority, size=len(texts), **job_options)
+        if dimensions is not None:
+            self.check_dimensions(dimensions)
+        if dimensions is not None and dimensions != self.embedding_size:
+            post = (lambda v: maths.normalize(v[:dimensions])) if normalize else (lambda v: v[:dimensions])
+            task = Task(TaskKind.EMBED, normalize=False)
+        else:
+            post, task = None, Task(TaskKind.EMBED, normalize=normalize)
+        plan = self._encode(task, build, truncation, post=post, add_special_tokens=add_special_tokens)
+        return Job(plan, priority=priority, size=size, **job_options)
+
+    def check_dimensions(self, dimensions: int) -> None:
+        """vLLM's rule: only a Matryoshka model (config `is_matryoshka` or `matryoshka_dimensions`) may be cut,
+        and only to a size it declares (any size from 1 when it declares none)."""
+        config = self.loaded.config
+        declared = getattr(config, "matryoshka_dimensions", None)
+        name = self.info.architecture
+        if dimensions == self.embedding_size and not declared:
+            return  # the model's own size: nothing to cut (OpenAI clients may send it)
+        if not (getattr(config, "is_matryoshka", False) or declared):
+            raise ValidationError(f'Model "{name}" does not support matryoshka representation, changing output '
+                                  "dimensions will lead to poor results.", param="dimensions")
+        if dimensions < 1:
+            raise ValidationError("Dimensions must be greater than 0", param="dimensions")
+        if declared and dimensions not in declared:
+            raise ValidationError(f'Model "{name}" only supports {declared} matryoshka dimensions, use other '
+                                  "output dimensions will lead to poor results.", param="dimensions")
 
     def token_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
-                    priority: int = 0, **job_options) -> Job:
+                    priority: int = 0, add_special_tokens: bool = True, **job_options) -> Job:
         """A job whose result is Encoded: one [tokens, dim] matrix per text (rows unit length when `normalize`)."""
         texts, truncation = self._singles(texts, truncation)
-        plan = self._encode(Task(TaskKind.TOKEN_EMBED), texts, truncation,
-                            post=maths.normalize if normalize else None)
+        plan = self._encode(Task(TaskKind.TOKEN_EMBED), lambda: texts, truncation,
+                            post=maths.normalize if normalize else None, add_special_tokens=add_special_tokens)
         return Job(plan, priority=priority, size=len(texts), **job_options)
 
     def classify(self, texts: Sequence[str], truncation: TruncationParams | None = None,
-                 use_activation: bool | None = None, priority: int = 0, **job_options) -> Job:
+                 use_activation: bool | None = None, priority: int = 0, add_special_tokens: bool = True,
+                 **job_options) -> Job:
         """A job whose result is Encoded: class probabilities per text (raw logits with use_activation=False)."""
         if self.info.task != "classify":
             raise UnsupportedTask("The model does not support the Classification API")
         texts, truncation = self._singles(texts, truncation)
         activation = self.info.activation
         post = None if use_activation is False else (lambda logits: maths.activate(logits, activation))
-        return Job(self._encode(Task(TaskKind.CLASSIFY), texts, truncation, post=post),
+        return Job(self._encode(Task(TaskKind.CLASSIFY), lambda: texts, truncation, post=post,
+                                add_special_tokens=add_special_tokens),
                    priority=priority, size=len(texts), **job_options)
 
-    def _encode(self, task: Task, texts: list[str], truncation: TruncationParams, post=None) -> Plan:
-        prompts = self.builder.singles(texts, truncation, is_query=False)
+    def _encode(self, task: Task, build, truncation: TruncationParams, post=None,
+                add_special_tokens: bool = True) -> Plan:
+        """`build()` gives the inputs, on the model thread: texts (tokenised here) or token id lists."""
+        inputs = build()
+        if all(isinstance(i, str) for i in inputs):
+            prompts = self.builder.singles(inputs, truncation, is_query=False, add_special_tokens=add_special_tokens)
+        else:
+            prompts = self.builder.from_ids([self._token_list(i, "input") for i in inputs], truncation)
         outputs = yield Step(task, prompts)
         return Encoded([post(o) for o in outputs] if post is not None else list(outputs), prompts)
 

@@ -169,15 +169,47 @@ class GenerativeScoringRequest(Request):
 TextOrTokens = Annotated[Union[str, list[str], list[TokenId], list[list[TokenId]]], SURROGATE_FREE]
 
 
+EncodingFormat = Literal["float", "base64", "bytes", "bytes_only"]
+EmbedDType = Literal["float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2"]
+Endianness = Literal["native", "big", "little"]
+
+
 class EmbeddingRequest(Request):
+    """vLLM's two embedding forms: `input` (texts or token ids) or chat `messages` (rendered with the
+    tokenizer's chat template). See server/encoding.py for encoding_format, embed_dtype and endianness."""
+
     model: Optional[Text] = None
-    input: TextOrTokens
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Optional[int] = None
+    input: Optional[TextOrTokens] = None
+    messages: Optional[list[JsonObject]] = None
+    encoding_format: EncodingFormat = "float"
+    embed_dtype: EmbedDType = "float32"
+    endianness: Endianness = "native"
+    dimensions: Optional[int] = None  # Matryoshka models only: the first `dimensions`, normalised again
     user: Optional[Text] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
+    truncation_side: Optional[Literal["left", "right"]] = None
+    add_special_tokens: Optional[bool] = None  # default: true for `input`, false for `messages` (as vLLM)
+    add_generation_prompt: bool = False  # `messages` only
+    continue_final_message: bool = False  # `messages` only
+    chat_template_kwargs: Optional[JsonObject] = None  # `messages` only
+    normalize: Optional[bool] = None  # vLLM's name for use_activation on embeddings; default true
     use_activation: Optional[bool] = None
     request_id: Optional[Text] = None
+    priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _input_or_messages(self):
+        if (self.input is None) == (self.messages is None):
+            raise ValueError("give exactly one of `input` or `messages`")
+        if self.input is not None and (self.add_generation_prompt or self.continue_final_message
+                                       or self.chat_template_kwargs):
+            raise ValueError("add_generation_prompt, continue_final_message and chat_template_kwargs go with "
+                             "`messages`, not `input`")
+        if self.add_generation_prompt and self.continue_final_message:
+            raise ValueError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+        if None not in (self.normalize, self.use_activation) and self.normalize != self.use_activation:
+            raise ValueError("`normalize` and `use_activation` disagree; give one of them")
+        return self
 
 
 class CohereEmbedRequest(Request):

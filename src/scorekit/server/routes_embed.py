@@ -11,6 +11,7 @@ from fastapi import Request
 
 from scorekit.errors import ValidationError
 from scorekit.scoring.truncation import TruncationParams
+from scorekit.server import encoding
 from scorekit.server.deps import base_request_id
 from scorekit.server.protocol import (
     ClassificationData,
@@ -33,14 +34,15 @@ from scorekit.server.responses import ORJSONBody
 from scorekit.server.state import ServerState
 
 
-def texts_of(value: Any) -> list[str]:
+def inputs_of(value: Any) -> list:
+    """vLLM's `input`: a text, texts, one token id list, or token id lists — as a list of inputs."""
     if isinstance(value, str):
         return [value]
-    if value and all(isinstance(v, str) for v in value):
-        return list(value)
     if not value:
         raise ValidationError("input must not be empty", param="input")
-    raise ValidationError("Token id inputs are not supported by scorekit yet; send text.", param="input")
+    if all(isinstance(v, int) for v in value):
+        return [list(value)]  # one prompt given as token ids
+    return list(value)
 
 
 def b64(vector: list[float] | list[list[float]]) -> str:
@@ -48,44 +50,46 @@ def b64(vector: list[float] | list[list[float]]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
-def _check_dimensions(requested: int | None, actual: int, model: str) -> None:
-    if requested is not None and requested != actual:
-        raise ValidationError(f'Model "{model}" does not support matryoshka representation, changing output '
-                              f"dimensions will lead to poor results.", param="dimensions")
-
-
 def _truncation(k: int | None, side: str | None = None) -> TruncationParams:
     return TruncationParams(truncate_prompt_tokens=k, truncation_side=side)
 
 
-async def _embed(state: ServerState, request: Request, texts: list[str], truncation: TruncationParams,
-                 normalize: bool, field_name: str = "input") -> tuple[np.ndarray, int]:
-    """Vectors [n, dim] float32 and the prompt tokens. The engine tokenises the texts on its model thread and
-    normalises each batch at once; the rows go to orjson as numpy."""
-    state.check_inputs(len(texts), field_name)
-    done = await state.run(state.scorer().embed(texts, truncation, normalize=normalize), request)
-    return torch.stack(done.outputs).numpy(), done.prompt_tokens
+def _normalize(req) -> bool:
+    return (req.normalize if req.normalize is not None else req.use_activation) is not False
 
 
-async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request) -> ORJSONBody:
-    """An EmbeddingResponse, written as JSON directly: the hot route of embedding servers."""
+async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request):
+    """OpenAI's /v1/embeddings with vLLM's extras: token-id inputs, chat `messages`, every encoding format."""
     state.check_model(req.model)
-    texts = texts_of(req.input)
-    vectors, tokens = await _embed(state, request, texts, _truncation(req.truncate_prompt_tokens),
-                                   req.use_activation is not False)
-    _check_dimensions(req.dimensions, vectors.shape[1], req.model or state.model_name)
+    if "chat_template" in (req.model_extra or {}):
+        raise ValidationError("A per-request `chat_template` is not accepted: the model's own chat template is used.",
+                              param="chat_template")
+    truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
+    options = dict(normalize=_normalize(req), priority=state.priority(req.priority), dimensions=req.dimensions)
+    scorer = state.scorer()
+    if req.messages is not None:
+        job = scorer.embed_chat(req.messages, truncation, add_special_tokens=bool(req.add_special_tokens),
+                                chat_options={"add_generation_prompt": req.add_generation_prompt,
+                                              "continue_final_message": req.continue_final_message,
+                                              "chat_template_kwargs": req.chat_template_kwargs},
+                                **options)
+    else:
+        inputs = inputs_of(req.input)
+        state.check_inputs(len(inputs), "input")
+        job = scorer.embed(inputs, truncation, add_special_tokens=req.add_special_tokens is not False, **options)
+    done = await state.run(job, request)
+    tokens = done.prompt_tokens
     state.count_tokens("embeddings", tokens)
-    as_base64 = req.encoding_format == "base64"
-    return ORJSONBody({
-        "id": f"embd-{base_request_id(request, req.request_id)}",
-        "object": "list",
-        "created": now(),
-        "model": state.model_name,
-        # float32 rows go to orjson as they are (ORJSONBody serialises numpy arrays)
-        "data": [{"index": i, "object": "embedding", "embedding": b64(v) if as_base64 else v}
-                 for i, v in enumerate(vectors)],
-        "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump(),
-    })
+    header = {"id": f"embd-{base_request_id(request, req.request_id)}", "object": "list", "created": now(),
+              "model": state.model_name, "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump()}
+    if req.encoding_format in ("bytes", "bytes_only"):
+        return encoding.bytes_response(done.outputs, req.encoding_format, req.embed_dtype, req.endianness,
+                                       {k: header[k] for k in ("id", "created", "model", "usage")})
+    data = [{"index": i, "object": "embedding",
+             "embedding": encoding.encode(v, req.encoding_format, req.embed_dtype, req.endianness)}
+            for i, v in enumerate(done.outputs)]
+    return ORJSONBody({**{k: header[k] for k in ("id", "object", "created", "model")}, "data": data,
+                       "usage": header["usage"]})
 
 
 def _cohere_types(vectors: list[list[float]], types: list[str]) -> dict[str, list[Any]]:
@@ -114,8 +118,10 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
                               param=given[0])
     limit = req.max_tokens if req.max_tokens else (None if req.truncate == "NONE" else -1)
     side = {"START": "left", "END": "right"}.get(req.truncate or "END") if limit is not None else None
-    vectors, tokens = await _embed(state, request, list(req.texts), _truncation(limit, side), True, "texts")
-    _check_dimensions(req.output_dimension, vectors.shape[1], req.model or state.model_name)
+    state.check_inputs(len(req.texts), "texts")
+    done = await state.run(state.scorer().embed(list(req.texts), _truncation(limit, side),
+                                                dimensions=req.output_dimension), request)
+    vectors, tokens = torch.stack(done.outputs).numpy(), done.prompt_tokens
     state.count_tokens("embed", tokens)
     return CohereEmbedResponse(
         id=f"embed-{base_request_id(request)}",
@@ -127,7 +133,7 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
 
 async def do_classify(state: ServerState, req: ClassificationRequest, request: Request) -> ClassificationResponse:
     state.check_model(req.model)
-    texts = texts_of(req.input)
+    texts = inputs_of(req.input)
     state.check_inputs(len(texts), "input")
     done = await state.run(state.scorer().classify(texts, _truncation(req.truncate_prompt_tokens),
                                                    req.use_activation), request)
@@ -171,7 +177,7 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
                               "--task token_classify.", param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
-    texts = texts_of(req.input)
+    texts = inputs_of(req.input)
     state.check_inputs(len(texts), "input")
     done = await state.run(_pooling_job(state, task, texts, _truncation(req.truncate_prompt_tokens),
                                         req.use_activation), request)
