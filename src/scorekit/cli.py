@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 
 from scorekit.config import EngineConfig, ModelConfig, ServerConfig
+from scorekit.ray.cli import add_ray_args, run_batch_on_ray, serve_on_ray  # imports no Ray
 
 log = logging.getLogger("scorekit")
 
@@ -105,6 +106,8 @@ def serve(args) -> int:
         config = _server_config(args, keys)  # refuses an empty or blank key before anything loads
     except ValueError as exc:
         return _fail(str(exc))
+    if args.ray_replicas:  # replicas on Ray: each sets up its own process
+        return serve_on_ray(args, config, *_configs(args))
     runtime.apply()  # allocator, matmul backend: the server owns its process
     llm = _load(args)
     app = build_app(llm, config)
@@ -135,6 +138,8 @@ def run_batch(args) -> int:
     from scorekit.server.app import build_app
     from scorekit.server.batch import run_batch as run
 
+    if args.ray_actors:
+        return run_batch_on_ray(args, *_configs(args), _server_config(args, []))
     app = build_app(_load(args), _server_config(args, []))
     total, failures = run(app, args.input_file, args.output_file, progress=not args.no_progress)
     log.info("run-batch: %d requests, %d failed, results in %s", total, failures, args.output_file)
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "disable_uvicorn_access_log", action="store_true")
     _flag(p, "uvicorn_log_level", default=_SERVER["uvicorn_log_level"],
           choices=["critical", "error", "warning", "info", "debug", "trace"])
+    add_ray_args(p)
     p.set_defaults(func=serve)
 
     b = sub.add_parser("run-batch", help="run a JSONL file of /score, /rerank, /v1/embeddings, ... requests")
@@ -176,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(b, "no_progress", action="store_true")
     _model_args(b)
     _limit_args(b)
+    add_ray_args(b, batch=True)
     b.set_defaults(func=run_batch)
 
     c = sub.add_parser("convert", help="convert a model (see `scorekit convert --help`)", add_help=False)
