@@ -47,10 +47,13 @@ def test_many_to_many(minilm_llm, st_model):
 
 def test_one_to_many_encodes_query_once(minilm_llm):
     scorer = minilm_llm.scorer()
+    sequences = minilm_llm.engine.stats.sequences
     result = minilm_llm.engine.submit(scorer.score(QUERIES[0], DOCS)).result()
+    assert minilm_llm.engine.stats.sequences - sequences == 1 + len(DOCS)  # the query ran once
     q_len = len(minilm_llm.get_tokenizer()(QUERIES[0])["input_ids"])
     d_len = sum(len(minilm_llm.get_tokenizer()(d)["input_ids"]) for d in DOCS)
-    assert result.prompt_tokens == q_len + d_len  # the query counted (and run) once, not three times
+    # ...but usage counts it per pair, with a separator, as vLLM reports it
+    assert result.prompt_tokens == len(DOCS) * (q_len + 1) + d_len
 
 
 def test_embed_matches_sentence_transformers(minilm_llm, st_model):

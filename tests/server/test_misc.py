@@ -54,7 +54,7 @@ def test_invocations(http):
 
 def test_pooling(http, minilm):
     r = http.post("/pooling", json={"input": ["hello", "world"]}).json()
-    assert r["id"].startswith("pooling-") and r["data"][0]["object"] == "pooling"
+    assert r["id"].startswith("pool-") and r["data"][0]["object"] == "pooling"
     np.testing.assert_allclose(r["data"][0]["data"], minilm.embed("hello", use_tqdm=False)[0].outputs.embedding, atol=1e-6)
     r = http.post("/pooling", json={"input": "hello world", "task": "token_embed"}).json()
     assert len(r["data"][0]["data"]) == 4

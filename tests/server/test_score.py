@@ -30,11 +30,11 @@ def test_score_matches_offline(http, minilm, first, second, shape):
     assert usage["prompt_tokens"] == usage["total_tokens"] > 0 and usage["completion_tokens"] == 0
 
 
-def test_v1_score_alias_and_usage_counts_query_once(http, minilm):
+def test_v1_score_alias_and_usage_counted_per_pair_as_vllm(http, minilm):
     tok = minilm.get_tokenizer()
     r = http.post("/v1/score", json={"queries": Q, "documents": DOCS})
     assert r.status_code == 200
-    expected = len(tok(Q)["input_ids"]) + sum(len(tok(d)["input_ids"]) for d in DOCS)
+    expected = sum(len(tok(Q)["input_ids"]) + 1 + len(tok(d)["input_ids"]) for d in DOCS)
     assert r.json()["usage"]["prompt_tokens"] == expected
 
 
@@ -48,7 +48,7 @@ def test_rerank_sorted_and_top_n(http, minilm, path):
     assert [x["index"] for x in body["results"]] == order
     assert [x["relevance_score"] for x in body["results"]] == pytest.approx([scores[i] for i in order], abs=1e-6)
     assert body["results"][0]["document"] == {"text": DOCS[order[0]], "multi_modal": None}
-    assert body["id"].startswith("score-") and set(body["usage"]) == {"prompt_tokens", "total_tokens"}
+    assert body["id"].startswith("rerank-") and set(body["usage"]) == {"prompt_tokens", "total_tokens"}
     assert body["meta"]["billed_units"] == {"search_units": 1}
     assert body["meta"]["api_version"]["version"] == ("2" if path == "/v2/rerank" else "1")
 
@@ -87,7 +87,6 @@ def test_semantic_errors(http, body, message):
 
 
 @pytest.mark.parametrize("path,body,param", [
-    ("/rerank", {"query": "q", "documents": ["d"], "top_n": -1}, "body.top_n"),
     ("/rerank", {"query": ["a"], "documents": ["d"]}, "body.query"),
     ("/rerank", {"documents": ["d"]}, "body.query"),
     ("/score", {"queries": "q", "documents": "d", "truncation_side": "middle"}, "body.truncation_side"),
@@ -115,7 +114,7 @@ def test_bad_json_and_media_type(http):
 
 def test_unknown_fields_ignored_and_model_names(http):
     r = http.post("/rerank", json={"model": "sentence-transformers/all-MiniLM-L6-v2", "query": "q", "documents": ["d"],
-                                   "rank_fields": ["text"], "max_chunks_per_doc": 3, "softmax": True})
+                                   "softmax": True, "an_unknown_field": 3})
     assert r.status_code == 200 and r.json()["model"] == "minilm"
     r = http.post("/rerank", json={"model": "", "query": "q", "documents": ["d"]})
     assert r.status_code == 200
@@ -138,7 +137,7 @@ def test_request_ids(http):
     assert r.json()["id"] == "score-body-id" and "x-request-id" not in r.headers
     r = http.post("/rerank", json={"query": "q", "documents": ["d"], "request_id": "body-id"},
                   headers={"X-Request-Id": "header-id"})
-    assert r.json()["id"] == "score-header-id"
+    assert r.json()["id"] == "rerank-header-id"
     r = http.post("/score", json={"queries": "q", "documents": "d"})
     suffix = r.json()["id"].removeprefix("score-")
     assert len(suffix) == 16 and int(suffix, 16) >= 0
@@ -156,3 +155,25 @@ def test_concurrent_requests_do_not_block_health(server):
         futures = [pool.submit(c.post, "/score", json={"queries": Q, "documents": DOCS * 20}) for _ in range(4)]
         assert c.get("/health").status_code == 200
         assert all(f.result().status_code == 200 for f in futures)
+
+
+def test_a_negative_top_n_returns_every_document(http):
+    """As vLLM does (measured): top_n <= 0 means all, sorted."""
+    r = http.post("/rerank", json={"query": "capital of France", "documents": ["bananas", "Paris", "rain"], "top_n": -1})
+    assert r.status_code == 200 and len(r.json()["results"]) == 3
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"rank_fields": ["title"]}, "rank_fields"),
+    ({"max_chunks_per_doc": 4}, "max_chunks_per_doc"),
+    ({"mm_processor_kwargs": {"max_pixels": 1000}}, "mm_processor_kwargs"),
+])
+def test_cohere_and_multimodal_options_we_cannot_honour_are_refused(http, body, param):
+    r = http.post("/rerank", json={"query": "q", "documents": ["d"], **body})
+    assert r.status_code == 400 and r.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("value", [None, {}])
+def test_empty_mm_processor_kwargs_are_accepted(http, value):
+    r = http.post("/rerank", json={"query": "q", "documents": ["d"], "mm_processor_kwargs": value, "max_chunks_per_doc": 1})
+    assert r.status_code == 200

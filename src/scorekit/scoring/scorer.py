@@ -153,12 +153,13 @@ class Scorer:
 
     def _separate_result(self, scores: list[float], query_prompts: list[Prompt], doc_prompts: list[Prompt],
                          one_query: bool) -> ScoreResult:
-        usage = sum(len(p) for p in query_prompts) + sum(len(p) for p in doc_prompts)
         if one_query:
             query_prompts = query_prompts * len(doc_prompts)
         pad = self.builder.pad_id
         token_ids = [list(q.input_ids) + [pad] + list(d.input_ids) for q, d in zip(query_prompts, doc_prompts)]
-        return ScoreResult(scores, token_ids, usage)
+        # Usage as vLLM reports it (measured: 39 tokens for a 1 × 2 request we once counted as 28): every pair's
+        # query + separator + document, though a 1:N query runs once.
+        return ScoreResult(scores, token_ids, sum(len(ids) for ids in token_ids))
 
     def _bi_encoder(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
         query_prompts, doc_prompts = self._sides(pairs, params, one_query)

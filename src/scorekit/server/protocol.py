@@ -148,8 +148,10 @@ class ScoreRequest(ScoreCommon):
 class RerankRequest(ScoreCommon):
     query: Annotated[ScoreInput, SURROGATE_FREE]
     documents: Annotated[Union[RerankDocumentInput, list[RerankDocumentInput]], SURROGATE_FREE]
-    top_n: int = Field(0, ge=0)
+    top_n: int = 0  # 0 or less: every document (vLLM returns all for a negative top_n too)
     return_documents: bool = True  # Cohere: false → results carry no `document`
+    rank_fields: Optional[list[Text]] = None  # Cohere: which fields of structured documents to rank on
+    max_chunks_per_doc: Optional[int] = None  # Cohere: long documents are not chunked yet: refused when > 1
 
 
 class GenerativeScoringRequest(Request):

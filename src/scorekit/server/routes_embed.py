@@ -184,7 +184,7 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
     outputs, tokens = [o.float().tolist() for o in done.outputs], done.prompt_tokens
     state.count_tokens("pooling", tokens)
     return PoolingResponse(
-        id=f"pooling-{base_request_id(request, req.request_id)}",
+        id=f"pool-{base_request_id(request, req.request_id)}",
         model=state.model_name,
         data=[PoolingData(index=i, data=b64(o) if req.encoding_format == "base64" else o)
               for i, o in enumerate(outputs)],

@@ -55,9 +55,9 @@ def _count(side: Any) -> int:
 
 
 def score_params(state: ServerState, req: ScoreCommon) -> ScoreParams:
-    if req.mm_processor_kwargs is not None:
-        raise ValidationError("Per-request mm_processor_kwargs are disabled by default. Start the server with "
-                              "--trust-request-mm-kwargs to allow them.", param="mm_processor_kwargs")
+    if req.mm_processor_kwargs:  # {} and null change nothing: accepted, as vLLM does
+        raise ValidationError(f"mm_processor_kwargs: {state.info.architecture} takes no multimodal input, so there "
+                              "is no processor to pass them to.", param="mm_processor_kwargs")
     check_cache_salt(req.cache_salt)
     check_template_kwargs(req.chat_template_kwargs)
     kwargs = dict(req.chat_template_kwargs or {})
@@ -95,13 +95,20 @@ def _echo(document: Any) -> RerankDocument:
 async def do_rerank(state: ServerState, req: RerankRequest, request: Request, api_version: str = "1") -> RerankResponse:
     state.check_model(req.model)
     documents = req.documents if isinstance(req.documents, list) else [req.documents]
+    if req.rank_fields:
+        raise ValidationError("rank_fields: structured documents are not supported; send each document as text "
+                              "(or as {\"text\": ...}).", param="rank_fields")
+    if req.max_chunks_per_doc is not None and req.max_chunks_per_doc > 1:
+        raise ValidationError("max_chunks_per_doc: documents are not chunked yet; longer documents are cut to the "
+                              "model's length with truncate_prompt_tokens (or refused without it).",
+                              param="max_chunks_per_doc")
     params = score_params(state, req)
     state.check_inputs(len(documents), "documents")
     result = await state.run(state.scorer().score(_plain(req.query), _plain(documents), params), request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
-        id=f"score-{base_request_id(request, req.request_id)}",
+        id=f"rerank-{base_request_id(request, req.request_id)}",
         model=state.model_name,
         usage=RerankUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
         results=[RerankResult(index=r.index, relevance_score=r.relevance_score,
