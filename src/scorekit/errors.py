@@ -56,8 +56,9 @@ class ModelLoadError(ScoreKitError, OSError):
     """A model could not be found or loaded (start-up error, never an HTTP response)."""
 
 
-class UnsupportedTask(ScoreKitError, NotImplementedError):
-    """501: the served model does not support this API (e.g. generative scoring on an encoder)."""
+class UnsupportedTask(ScoreKitError, NotImplementedError, ValueError):
+    """501: the served model does not support this API (e.g. generative scoring on an encoder). A ValueError
+    too, as vLLM raises for it offline."""
 
     status_code = 501
     error_type = "NotImplementedError"

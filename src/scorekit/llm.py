@@ -25,12 +25,13 @@ from scorekit.models.loader import load_model
 from scorekit.outputs import (
     ClassificationOutput,
     EmbeddingOutput,
+    PoolingOutput,
     PoolingParams,
     RequestOutput,
     RerankOutput,
     ScoringOutput,
-    TokenEmbeddingOutput,
 )
+from scorekit.errors import UnsupportedTask
 from scorekit.scoring.prompts import pad_token_id
 from scorekit.scoring.scorer import ScoreParams, Scorer, rank
 from scorekit.scoring.templates import load_template
@@ -165,7 +166,7 @@ class LLM:
         ranked = rank(docs, [o.outputs.score for o in outputs], top_n)
         return [RerankOutput(r.index, r.document, r.relevance_score) for r in ranked]
 
-    def embed(self, prompts, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
+    def embed(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
               truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -176,7 +177,7 @@ class LLM:
         return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids))
                 for v, p in zip(done.outputs, done.prompts)]
 
-    def classify(self, prompts, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
+    def classify(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
                  truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -187,28 +188,37 @@ class LLM:
         return [RequestOutput(self._request_id(), ClassificationOutput(p.tolist()), list(u.input_ids))
                 for p, u in zip(done.outputs, done.prompts)]
 
-    def encode(self, prompts, /, *, pooling_task: str = "embed", use_tqdm: bool = True,
-               pooling_params: PoolingParams | None = None, truncate_prompt_tokens: int | None = None) -> list[RequestOutput]:
-        """Raw pooling outputs: `embed` (one vector), `token_embed` (a vector per token) or `classify`."""
+    def encode(self, prompts, pooling_params: PoolingParams | None = None, *, use_tqdm: bool = True,
+               pooling_task: str | None = None, truncate_prompt_tokens: int | None = None,
+               tokenization_kwargs: dict | None = None, lora_request: Any = None) -> list[RequestOutput]:
+        """Raw pooling outputs, as vLLM's `encode`: `.outputs.data` is a tensor — a vector (`embed`), a vector per
+        token (`token_embed`) or class probabilities (`classify`). The default task is the model's own."""
+        if lora_request is not None:
+            raise ValueError("lora_request: scorekit serves no LoRA adapters")
+        pooling_task = pooling_task or self.info.task
         if pooling_task == "embed" and self.info.task == "token_embed":
             raise ValueError("Embedding API is not supported by this model. Try pooling_task='token_embed'.")
-        if pooling_task == "classify":
-            return self.classify(prompts, use_tqdm=use_tqdm, pooling_params=pooling_params,
-                                 truncate_prompt_tokens=truncate_prompt_tokens)
-        if pooling_task == "embed":
-            return self.embed(prompts, use_tqdm=use_tqdm, pooling_params=pooling_params,
-                              truncate_prompt_tokens=truncate_prompt_tokens)
-        if pooling_task != "token_embed":
-            raise ValueError(f"Unsupported pooling_task {pooling_task!r}")
+        if pooling_task not in ("embed", "token_embed", "classify"):
+            raise UnsupportedTask(f"pooling_task {pooling_task!r} is not supported by this model; it serves "
+                                  f"{self.info.task!r}")
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
-        truncation = _truncation(None, pooling, truncate_prompt_tokens)
+        truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
         normalize = pooling.use_activation is not False
         scorer = self.scorer()
-        done = self.run(lambda **o: scorer.token_embed(texts, truncation, normalize=normalize, **o), use_tqdm,
-                        "scorekit encode")
-        return [RequestOutput(self._request_id(), TokenEmbeddingOutput(m.tolist()), list(p.input_ids))
-                for m, p in zip(done.outputs, done.prompts)]
+        build = {
+            "embed": lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o),
+            "token_embed": lambda **o: scorer.token_embed(texts, truncation, normalize=normalize, **o),
+            "classify": lambda **o: scorer.classify(texts, truncation, pooling.use_activation, **o),
+        }[pooling_task]
+        done = self.run(build, use_tqdm, f"scorekit {pooling_task}")
+        return [RequestOutput(self._request_id(), PoolingOutput(out), list(p.input_ids))
+                for out, p in zip(done.outputs, done.prompts)]
+
+    def reward(self, prompts, pooling_params: PoolingParams | None = None, *, use_tqdm: bool = True,
+               **kwargs: Any) -> list[RequestOutput]:
+        """vLLM's `reward`: per-token scores of a reward model (pooling task `token_classify`)."""
+        return self.encode(prompts, pooling_params, use_tqdm=use_tqdm, pooling_task="token_classify", **kwargs)
 
     def generative_score(self, query, items, label_token_ids: Sequence[int], *, apply_softmax: bool = True,
                          item_first: bool = False, add_special_tokens: bool = True,

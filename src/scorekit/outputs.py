@@ -30,8 +30,10 @@ class ClassificationOutput:
 
 
 @dataclass
-class TokenEmbeddingOutput:
-    data: list[list[float]]
+class PoolingOutput:
+    """vLLM's PoolingOutput: what `LLM.encode` returns for every task, the raw tensor of one prompt."""
+
+    data: Any  # torch.Tensor: [dim] (embed), [tokens, dim] (token_embed), [num_labels] (classify)
 
 
 @dataclass
