@@ -146,12 +146,41 @@ class ScoreRequest(ScoreCommon):
 
 
 class RerankRequest(ScoreCommon):
+    """vLLM/Jina/Cohere's body (`documents`), or Hugging Face TEI's (`texts`, answered in TEI's shape)."""
+
     query: Annotated[ScoreInput, SURROGATE_FREE]
-    documents: Annotated[Union[RerankDocumentInput, list[RerankDocumentInput]], SURROGATE_FREE]
+    documents: Optional[Annotated[Union[RerankDocumentInput, list[RerankDocumentInput]], SURROGATE_FREE]] = None
     top_n: int = 0  # 0 or less: every document (vLLM returns all for a negative top_n too)
     return_documents: bool = True  # Cohere: false → results carry no `document`
     rank_fields: Optional[list[Text]] = None  # Cohere: which fields of structured documents to rank on
     max_chunks_per_doc: Optional[int] = None  # Cohere: long documents are not chunked yet: refused when > 1
+    # -- TEI's /rerank ---------------------------------------------------------------------------------------
+    texts: Optional[list[Text]] = None
+    raw_scores: bool = False  # TEI: the model's logits instead of sigmoid-activated scores
+    return_text: bool = False  # TEI: each result carries its text
+    truncate: Optional[bool] = None  # TEI: cut over-long inputs to the model's limit (else a 400)
+    truncation_direction: Optional[Literal["Left", "Right", "left", "right"]] = None
+
+    @model_validator(mode="after")
+    def _documents_or_texts(self):
+        if (self.documents is None) == (self.texts is None):
+            raise ValueError("give `documents` (vLLM, Jina and Cohere clients) or `texts` (TEI clients), not both")
+        tei_only = [name for name in ("raw_scores", "return_text", "truncate", "truncation_direction")
+                    if name in self.model_fields_set]
+        if self.documents is not None and tei_only:
+            raise ValueError(f"{', '.join(tei_only)} go with TEI's `texts`, not `documents`")
+        return self
+
+
+class TEIEmbedRequest(Request):
+    """Hugging Face TEI's /embed body."""
+
+    inputs: TextOrTokens
+    normalize: bool = True
+    truncate: Optional[bool] = None
+    truncation_direction: Optional[Literal["Left", "Right", "left", "right"]] = None
+    prompt_name: Optional[Text] = None  # refused: no sentence-transformers prompts are configured
+    dimensions: Optional[int] = None
 
 
 class GenerativeScoringRequest(Request):

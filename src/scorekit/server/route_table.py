@@ -33,12 +33,14 @@ from scorekit.server.protocol import (
     RerankResponse,
     ScoreRequest,
     ScoreResponse,
+    TEIEmbedRequest,
     TokenizeRequest,
     TokenizeResponse,
 )
 from scorekit.server.routes_embed import do_classify, do_cohere_embed, do_embeddings, do_pooling
 from scorekit.server.routes_misc import do_detokenize, do_tokenize
 from scorekit.server.routes_score import _rerank_json, do_generative, do_rerank, do_score
+from scorekit.server.routes_tei import do_tei_embed, do_tei_rerank
 
 log = logging.getLogger("scorekit.server")
 
@@ -91,11 +93,15 @@ class Route:
 
 
 async def _rerank(state, req, request, api_version: str = "1"):
+    if req.texts is not None:  # Hugging Face TEI's body, answered in TEI's shape
+        state.check_model(req.model)
+        return await do_tei_rerank(state, req, request)
     return _rerank_json(await do_rerank(state, req, request, api_version=api_version))
 
 
 _RERANK_DOC = ("Documents sorted by relevance_score (descending), cut to top_n (0 = all). Jina/vLLM body plus "
-               "Cohere's `meta`; `return_documents: false` leaves out `document`.")
+               "Cohere's `meta`; `return_documents: false` leaves out `document`. A TEI body (`texts`, `raw_scores`, "
+               "`return_text`, `truncate`) is answered in TEI's shape: a list of {index, score, text}.")
 _SCORE_DOC = ("One score per pair, in pair order. Accepts queries/documents, queries/items, data_1/data_2 or "
               "text_1/text_2; pairs 1:1, 1:N or N:N.")
 
@@ -124,6 +130,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/v2/embed", CohereEmbedRequest, do_cohere_embed, CohereEmbedResponse, "Embed texts (Cohere v2 API)",
           "Cohere embed: `texts`, `embedding_types` float/base64/binary/ubinary, `truncate` NONE/START/END.",
           examples.COHERE_EMBED, tag="embeddings", serves=embeds),
+    Route("/embed", TEIEmbedRequest, do_tei_embed, None, "Embed texts (Hugging Face TEI API)",
+          "TEI's /embed: `inputs` (text, texts or token ids), `normalize`, `truncate`, `truncation_direction`; "
+          "answers a list of vectors.", tag="embeddings", serves=embeds),
     Route("/classify", ClassificationRequest, do_classify, ClassificationResponse, "Classify texts",
           "Class probabilities per text, with the label of the most likely class.", examples.CLASSIFY,
           tag="classification", serves=classifies, invocation_order=3),
