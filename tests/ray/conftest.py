@@ -1,8 +1,9 @@
 """One local Ray instance (2 CPUs) for the whole test run; the Serve app for the serve tests of one module.
 
-The serve module runs `scorekit serve --ray-address ... --ray-replicas 2` as a user would, joining this test
-process's Ray instance, so the tests can look at the replicas through Ray's own state API. Replicas and
-actors reserve 0.5 CPU each: two of either leave Ray Data's read and write tasks (1 CPU each) room to run.
+The serve tests run `scorekit serve --ray-address ... --ray-replicas 2` as a user would, once, joining this
+test process's Ray instance, so the tests can look at the replicas through Ray's own state API. Replicas and
+actors reserve a quarter CPU each (one torch thread): two of each leave Ray Data's read and write tasks
+(1 CPU each) room to run beside them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127
 os.environ["no_proxy"] = os.environ["NO_PROXY"]
 
 API_KEY = "sk-ray-test"
-REPLICA_CPUS = 0.5
+REPLICA_CPUS = 0.25
+ACTOR_CPUS = 0.25
 REPLICA_CLASS = "ServeReplica:scorekit:scorekit"  # ServeReplica:<application>:<deployment>
 
 
@@ -46,6 +48,11 @@ def _alive_replicas() -> list:
     from ray.util.state import list_actors
 
     return list_actors(filters=[("class_name", "=", REPLICA_CLASS), ("state", "=", "ALIVE")], detail=True)
+
+
+@pytest.fixture()
+def actor_cpus():
+    return ACTOR_CPUS
 
 
 @pytest.fixture()
@@ -92,7 +99,7 @@ class ServeProcess:
         return self.proc.returncode
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # Serve's proxy port is cluster-wide: one deployment for the test run
 def ray_server(ray_address, tmp_path_factory):
     server = ServeProcess(ray_address, tmp_path_factory.mktemp("ray_serve") / "serve.log")
     try:

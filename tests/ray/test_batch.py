@@ -40,12 +40,12 @@ def _without_run_ids(line: str) -> str:
     return json.dumps(row)
 
 
-def test_run_batch_with_and_without_ray_actors_identical(ray_address, tmp_path):
+def test_run_batch_with_and_without_ray_actors_identical(ray_address, tmp_path, actor_cpus):
     src = tmp_path / "in.jsonl"
     src.write_text(_requests())
     plain, on_ray = tmp_path / "plain.jsonl", tmp_path / "ray.jsonl"
     assert main(["run-batch", "-i", str(src), "-o", str(plain), "--no-progress"]) == 0
-    assert main(["run-batch", "-i", str(src), "-o", str(on_ray), "--ray-actors", "2", "--ray-actor-cpus", "0.5"]) == 0
+    assert main(["run-batch", "-i", str(src), "-o", str(on_ray), "--ray-actors", "2", "--ray-actor-cpus", str(actor_cpus)]) == 0
 
     a, b = plain.read_text().splitlines(), on_ray.read_text().splitlines()
     assert len(a) == len(b) == 26

@@ -11,7 +11,6 @@ import ray
 
 from scorekit.ray import embed_dataset, score_dataset
 
-ACTOR_CPUS = 0.5
 TOPICS = ["Paris is the capital of France.", "Bananas are yellow and sweet.", "The Rhine flows through Germany.",
           "Cats purr when they are content.", "Python is a programming language."]
 
@@ -21,11 +20,11 @@ def _rows(n=300):
     return [{"id": i, "query": queries[i % 4], "document": f"{TOPICS[i % 5]} (note {i})"} for i in range(n)]
 
 
-def test_score_dataset_equals_offline_through_jsonl(ray_address, minilm_llm, tmp_path):
+def test_score_dataset_equals_offline_through_jsonl(ray_address, minilm_llm, tmp_path, actor_cpus):
     rows = _rows()
     src = tmp_path / "pairs.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ds = score_dataset(ray.data.read_json(str(src)), num_actors=2, batch_size=64, actor_cpus=ACTOR_CPUS)
+    ds = score_dataset(ray.data.read_json(str(src)), num_actors=2, batch_size=64, actor_cpus=actor_cpus)
     ds.write_json(str(tmp_path / "scored"))
     got = {r["id"]: r for r in ray.data.read_json(str(tmp_path / "scored")).take_all()}
 
@@ -36,11 +35,11 @@ def test_score_dataset_equals_offline_through_jsonl(ray_address, minilm_llm, tmp
         assert got[r["id"]]["score"] == pytest.approx(o.outputs.score, abs=1e-5)
 
 
-def test_embed_dataset_equals_offline_through_parquet(ray_address, minilm_llm, tmp_path):
+def test_embed_dataset_equals_offline_through_parquet(ray_address, minilm_llm, tmp_path, actor_cpus):
     rows = [{"id": r["id"], "text": r["document"]} for r in _rows()]
     ray.data.from_items(rows).write_parquet(str(tmp_path / "texts"))
     ds = embed_dataset(ray.data.read_parquet(str(tmp_path / "texts")), text_column="text", num_actors=2,
-                       batch_size=64, actor_cpus=ACTOR_CPUS)
+                       batch_size=64, actor_cpus=actor_cpus)
     ds.write_parquet(str(tmp_path / "embedded"))
     got = {r["id"]: r["embedding"] for r in ray.data.read_parquet(str(tmp_path / "embedded")).take_all()}
 

@@ -20,7 +20,7 @@ def _offline_scores(llm, query, docs):
 def test_two_replica_actors_in_state_api(ray_server, alive_replicas):
     replicas = alive_replicas()
     assert len(replicas) == 2 and len({r.pid for r in replicas}) == 2
-    assert all(r.required_resources.get("CPU") == 0.5 for r in replicas)
+    assert all(r.required_resources.get("CPU") == 0.25 for r in replicas)
 
 
 def test_score_rerank_embeddings_equal_offline(ray_server, minilm_llm, alive_replicas):

@@ -74,12 +74,17 @@ def serve_on_ray(args, server: ServerConfig, model: ModelConfig, engine: EngineC
     connected = connect(args.ray_address)
     stop = threading.Event()
     try:
-        # On a cluster whose Serve already runs, its proxies keep their host and port (Serve's rule): docs/ray.md
         serve.start(http_options={"host": server.host, "port": server.port})
+        host, port = _proxy_address()
+        if (host, port) != (server.host, server.port):
+            # Serve's HTTP options are cluster-wide and fixed while Serve runs (ray.serve.start): say where we are
+            log.warning("Ray Serve already runs on this cluster with its proxies on %s:%d; --host %s --port %d "
+                        "cannot change that while it runs (serve shutdown first)", host, port, server.host,
+                        server.port)
         serve.run(app, name=APP_NAME, route_prefix="/")
         log.info("scorekit serving on Ray Serve: %d replica(s) of %s, %.3g CPU each, on http://%s:%d%s",
                  args.ray_replicas, model.model or "the embedded all-MiniLM-L6-v2", args.ray_replica_cpus,
-                 server.host, server.port, " (API key required)" if server.api_keys else "")
+                 host, port, " (API key required)" if server.api_keys else "")
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(1.0):
@@ -94,6 +99,14 @@ def serve_on_ray(args, server: ServerConfig, model: ModelConfig, engine: EngineC
                 serve.shutdown()  # our own local Ray: nothing else uses its Serve
             ray.shutdown()
     return 0
+
+
+def _proxy_address() -> tuple[str, int]:
+    """Where Serve's proxies listen (Serve's client keeps it; there is no public getter in Ray 2.60)."""
+    from ray.serve.context import _get_global_client
+
+    options = _get_global_client().http_config
+    return options.host, options.port
 
 
 def run_batch_on_ray(args, model: ModelConfig, engine: EngineConfig, server: ServerConfig) -> int:
