@@ -29,8 +29,17 @@ class ModelConfig:
     dtype: str = "auto"
     device: str = "auto"
     quantization: Literal["int8"] | None = None
+    # vLLM's model adapters: `embed` serves a causal LM as an embedding model (last-token pooling), `classify`
+    # as a classifier (its score head, or hf_overrides' classifier_from_token), `none` leaves it as it is.
+    convert: Literal["auto", "none", "embed", "classify"] = "auto"
+    pooler_config: dict[str, Any] | None = field(default=None, hash=False)  # models/pooler_config.py
+    trust_remote_code: bool = False  # passed to transformers for architectures that ship their own code
+    revision: str | None = None  # of a hub model
+    download_dir: str | None = None  # where hub models are downloaded (default: the Hugging Face cache)
 
     def __post_init__(self):
+        if self.convert not in ("auto", "none", "embed", "classify"):
+            raise ValueError(f"convert must be auto, none, embed or classify, not {self.convert!r}")
         if self.runner not in ("auto", "pooling", "generate"):
             raise ValueError(f"runner must be auto, pooling or generate, not {self.runner!r}")
         if self.max_model_len is not None and self.max_model_len < 1:

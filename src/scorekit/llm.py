@@ -93,7 +93,9 @@ class LLM:
         self.model_config = model
         self.loaded = load_model(model.model, runner=model.runner, task=model.task, hf_overrides=model.hf_overrides,
                                  max_model_len=model.max_model_len, dtype=model.dtype, device=model.device,
-                                 quantization=model.quantization)
+                                 quantization=model.quantization, convert=model.convert,
+                                 pooler_config=model.pooler_config, trust_remote_code=model.trust_remote_code,
+                                 revision=model.revision, download_dir=model.download_dir)
         self.template = load_template(model.chat_template) if model.chat_template else None
         self.engine = Runner(self.loaded.model, pad_token_id(self.loaded.tokenizer), engine)
         self._scorers: dict[str | None, Scorer] = {}
@@ -171,7 +173,7 @@ class LLM:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
-        normalize = pooling.use_activation is not False
+        normalize = pooling.use_activation
         scorer = self.scorer()
         done = self.run(lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o), use_tqdm, "scorekit embed")
         return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids))
@@ -204,7 +206,7 @@ class LLM:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
-        normalize = pooling.use_activation is not False
+        normalize = pooling.use_activation
         scorer = self.scorer()
         build = {
             "embed": lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o),

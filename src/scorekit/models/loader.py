@@ -20,6 +20,7 @@ from scorekit.models import packaged
 from scorekit.models.activation_memory import ActivationMemory
 from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
 from scorekit.models.decoder_heads import DecoderHead, LabelTokenHead, ScoreHead
+from scorekit.models.pooler_config import parse_pooler_config
 from scorekit.models.model_info import DECODER_TYPES, ENCODER_TYPES, ModelInfo, apply_hf_overrides, describe_model
 from scorekit.models.resolve import ModelLocation, resolve_model
 from scorekit.models.scoring_model import ScoringModel
@@ -62,12 +63,12 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device, config) ->
     return _DTYPES[dtype]
 
 
-def load_tokenizer(location: ModelLocation):
+def load_tokenizer(location: ModelLocation, trust_remote_code: bool = False):
     """HF fast tokenizer. A GGUF tokenizer is converted once and cached (the conversion takes tens of seconds)."""
     from transformers import AutoTokenizer
 
     if location.gguf_file is None:
-        return AutoTokenizer.from_pretrained(str(location.folder))
+        return AutoTokenizer.from_pretrained(str(location.folder), trust_remote_code=trust_remote_code)
     gguf = location.folder / location.gguf_file
     stat = gguf.stat()
     key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:16]
@@ -79,11 +80,12 @@ def load_tokenizer(location: ModelLocation):
     return tokenizer
 
 
-def load_config(location: ModelLocation, hf_overrides: dict | None):
+def load_config(location: ModelLocation, hf_overrides: dict | None, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(location.folder), gguf_file=location.gguf_file)
+        config = AutoConfig.from_pretrained(str(location.folder), gguf_file=location.gguf_file,
+                                            trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"Could not read the model config in {location.folder}: {exc}") from exc
     return apply_hf_overrides(config, hf_overrides)
@@ -127,11 +129,13 @@ def _fallback_class(info: ModelInfo):
     return transformers.AutoModel
 
 
-def _fallback_backbone(location: ModelLocation, config, info: ModelInfo, dtype, read_elsewhere: set[str]):
+def _fallback_backbone(location: ModelLocation, config, info: ModelInfo, dtype, read_elsewhere: set[str],
+                       trust_remote_code: bool = False):
     from scorekit.models.hf_fallback import HFDecoderBackbone, HFEncoderBackbone, load_strict
 
     hf_model = load_strict(_fallback_class(info), str(location.folder), read_elsewhere=read_elsewhere,
-                           config=config, gguf_file=location.gguf_file, dtype=dtype)
+                           config=config, gguf_file=location.gguf_file, dtype=dtype,
+                           trust_remote_code=trust_remote_code)
     if not info.is_decoder:
         return HFEncoderBackbone(hf_model)
     backbone = HFDecoderBackbone(hf_model)
@@ -226,17 +230,23 @@ def load_model(
     device: str | None = "auto",
     use_own_models: bool = True,
     quantization: str | None = None,
+    convert: str = "auto",
+    pooler_config: dict | str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    download_dir: str | None = None,
 ) -> LoadedModel:
-    location = resolve_model(model)
-    config = load_config(location, hf_overrides)
-    tokenizer = load_tokenizer(location)
+    location = resolve_model(model, revision=revision, download_dir=download_dir)
+    config = load_config(location, hf_overrides, trust_remote_code)
+    tokenizer = load_tokenizer(location, trust_remote_code)
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device, config)
 
     own = use_own_models and config.model_type in ENCODER_TYPES | DECODER_TYPES
     state = _state_dict(location, config) if own or location.gguf_file is None else None
     info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len,
-                          has_colbert_linear=state is not None and "linear.weight" in state)
+                          has_colbert_linear=state is not None and "linear.weight" in state, convert=convert,
+                          pooler=parse_pooler_config(pooler_config))
     if runner == "pooling" and info.task == "generate":
         raise ModelLoadError("runner='pooling' cannot serve generative scoring; use runner='generate'")
     # The projection's tensors are read here, not by the backbone, whose strict loading must not count them.
@@ -244,7 +254,7 @@ def load_model(
     if own:
         backbone = _own_backbone(config, state, torch_dtype)
     else:
-        backbone = _fallback_backbone(location, config, info, torch_dtype, set(projection_state))
+        backbone = _fallback_backbone(location, config, info, torch_dtype, set(projection_state), trust_remote_code)
     del state
 
     if info.task == "classify" and isinstance(backbone, EncoderBackbone) and not backbone.has_classifier:

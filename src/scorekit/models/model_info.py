@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scorekit.errors import ModelLoadError
+from scorekit.models.pooler_config import PoolerConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class ModelInfo:
     conversion: Conversion | None = None
     colbert_linear: bool = False  # the checkpoint carries a `linear` projection (stanford ColBERT)
     dense: DenseProjection | None = None
+    # --pooler-config: the default of a request's use_activation, and a classifier's logit calibration
+    default_use_activation: bool = True
+    logit_mean: float = 0.0
+    logit_sigma: float = 1.0
 
     @property
     def score_type(self) -> str | None:
@@ -225,13 +230,29 @@ def describe_model(
     task: str | None = None,
     max_model_len: int | None = None,
     has_colbert_linear: bool = False,
+    convert: str = "auto",
+    pooler: PoolerConfig | None = None,
 ) -> ModelInfo:
     model_type = getattr(config, "model_type", "?")
     architecture = (getattr(config, "architectures", None) or [_default_architecture(model_type)])[0]
     modules = _sentence_transformers_modules(folder)
     is_decoder = _is_decoder(model_type, architecture)
     conversion = _conversion(config)
+    pooler = pooler or PoolerConfig()
 
+    if pooler.task is not None:
+        if task is not None and task != pooler.task:
+            raise ModelLoadError(f"task {task!r} and --pooler-config task {pooler.task!r} disagree")
+        task = pooler.task
+    if convert == "none" and conversion is not None:
+        raise ModelLoadError("convert='none' leaves the model as it is, but hf_overrides asks for a "
+                             "classifier_from_token conversion: use convert='classify' (or 'auto')")
+    if convert in ("embed", "classify"):
+        if task is not None and task != convert:
+            raise ModelLoadError(f"convert={convert!r} and task {task!r} disagree")
+        if runner == "generate":
+            raise ModelLoadError(f"convert={convert!r} makes a pooling model: it cannot go with runner='generate'")
+        task = convert
     if task is None:
         if runner == "generate":
             task = "generate"
@@ -252,7 +273,8 @@ def describe_model(
     if conversion is not None:
         num_labels = 1 if conversion.method == "from_2_way_softmax" else len(conversion.tokens)
 
-    pooling = _pooling(modules.get("Pooling", {}).get("config", {})) or ("LAST" if is_decoder else "CLS")
+    pooling = (pooler.pooling_type or _pooling(modules.get("Pooling", {}).get("config", {}))
+               or ("LAST" if is_decoder else "CLS"))
 
     dense = _dense(modules) if "Dense" in modules else None
 
@@ -273,4 +295,7 @@ def describe_model(
         conversion=conversion,
         colbert_linear=has_colbert_linear,
         dense=dense,
+        default_use_activation=pooler.use_activation is not False,
+        logit_mean=pooler.logit_mean,
+        logit_sigma=pooler.logit_sigma,
     )

@@ -108,6 +108,16 @@ class Scorer:
     def max_model_len(self) -> int:
         return self.info.max_model_len
 
+    def activated(self, use_activation: bool | None) -> bool:
+        """A request's use_activation, or the model's default (on, unless --pooler-config says otherwise)."""
+        return self.info.default_use_activation if use_activation is None else use_activation
+
+    def _calibrated(self, logits: torch.Tensor) -> torch.Tensor:
+        """--pooler-config's logit_mean/logit_sigma, before any activation (as vLLM's classifier pooler)."""
+        if self.info.logit_mean == 0.0 and self.info.logit_sigma == 1.0:
+            return logits
+        return (logits - self.info.logit_mean) / self.info.logit_sigma
+
     @property
     def embedding_size(self) -> int:
         projection = self.loaded.model.projection
@@ -139,8 +149,8 @@ class Scorer:
 
     def _cross(self, pairs, params: ScoreParams) -> Plan:
         prompts = self.builder.pairs(pairs, params.truncation, params.template_kwargs)
-        logits = yield Step(Task(TaskKind.CLASSIFY), prompts)
-        activated = params.use_activation is not False
+        logits = [self._calibrated(l) for l in (yield Step(Task(TaskKind.CLASSIFY), prompts))]
+        activated = self.activated(params.use_activation)
         scores = [float(maths.activate(l, self.info.activation)[0] if activated else l[0]) for l in logits]
         return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts))
 
@@ -174,15 +184,18 @@ class Scorer:
         embeddings of a whole 1 × 2,000 × 512-token request would otherwise be held together (1.5 GB on MiniLM)."""
         query_prompts, doc_prompts = self._sides(pairs, params, one_query)
         task = Task(TaskKind.TOKEN_EMBED)
+        # Token vectors are unit length unless --pooler-config turned the model's activation off (a request's
+        # use_activation concerns cross-encoders only).
+        unit = maths.normalize if self.info.default_use_activation else (lambda m: m)
         scores: list[float] = []
         queries: list[torch.Tensor] = []
         for start, end in _chunks([len(p) for p in doc_prompts], LATE_INTERACTION_CHUNK_TOKENS):
             # The chunk's own queries run in the same step (1:N: the one query, with the first chunk).
             chunk_queries = (query_prompts if start == 0 else []) if one_query else query_prompts[start:end]
             outputs = yield Step(task, chunk_queries + doc_prompts[start:end])
-            queries = [maths.normalize(q) for q in outputs[: len(chunk_queries)]] or queries
+            queries = [unit(q) for q in outputs[: len(chunk_queries)]] or queries
             for row, doc in enumerate(outputs[len(chunk_queries):]):
-                scores.append(maths.maxsim(queries[0] if one_query else queries[row], maths.normalize(doc)))
+                scores.append(maths.maxsim(queries[0] if one_query else queries[row], unit(doc)))
         return self._separate_result(scores, query_prompts, doc_prompts, one_query)
 
     # -- embeddings and classification -----------------------------------------------------------------
@@ -192,7 +205,7 @@ class Scorer:
         return list(texts), truncation
 
     def embed(self, inputs: Sequence[str] | Sequence[Sequence[int]], truncation: TruncationParams | None = None,
-              normalize: bool = True, priority: int = 0, add_special_tokens: bool = True,
+              normalize: bool | None = None, priority: int = 0, add_special_tokens: bool = True,
               dimensions: int | None = None, **job_options) -> Job:
         """A job whose result is Encoded: one pooled vector per input (unit length when `normalize`). Inputs
         are texts, or token id lists (all one kind). `dimensions` keeps the first dimensions of a Matryoshka
@@ -202,7 +215,7 @@ class Scorer:
                                dimensions, job_options)
 
     def embed_chat(self, messages: list[dict[str, Any]], truncation: TruncationParams | None = None,
-                   normalize: bool = True, priority: int = 0, add_special_tokens: bool = False,
+                   normalize: bool | None = None, priority: int = 0, add_special_tokens: bool = False,
                    dimensions: int | None = None, chat_options: dict[str, Any] | None = None, **job_options) -> Job:
         """`embed` of one chat conversation, rendered with the tokenizer's chat template on the model thread."""
         def render() -> list[list[int]]:
@@ -213,10 +226,11 @@ class Scorer:
         _, truncation = self._singles([], truncation)
         return self._embed_job(render, 1, truncation, normalize, priority, False, dimensions, job_options)
 
-    def _embed_job(self, build, size: int, truncation: TruncationParams, normalize: bool, priority: int,
+    def _embed_job(self, build, size: int, truncation: TruncationParams, normalize: bool | None, priority: int,
                    add_special_tokens: bool, dimensions: int | None, job_options: dict) -> Job:
         if self.info.task not in ("embed", "token_embed"):
             raise UnsupportedTask("The model does not support the Embeddings API")
+        normalize = self.activated(normalize)
         if dimensions is not None:
             self.check_dimensions(dimensions)
         if dimensions is not None and dimensions != self.embedding_size:
@@ -244,12 +258,13 @@ class Scorer:
             raise ValidationError(f'Model "{name}" only supports {declared} matryoshka dimensions, use other '
                                   "output dimensions will lead to poor results.", param="dimensions")
 
-    def token_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None, normalize: bool = True,
+    def token_embed(self, texts: Sequence[str], truncation: TruncationParams | None = None,
+                    normalize: bool | None = None,
                     priority: int = 0, add_special_tokens: bool = True, **job_options) -> Job:
         """A job whose result is Encoded: one [tokens, dim] matrix per text (rows unit length when `normalize`)."""
         texts, truncation = self._singles(texts, truncation)
         plan = self._encode(Task(TaskKind.TOKEN_EMBED), lambda: texts, truncation,
-                            post=maths.normalize if normalize else None, add_special_tokens=add_special_tokens)
+                            post=maths.normalize if self.activated(normalize) else None, add_special_tokens=add_special_tokens)
         return Job(plan, priority=priority, size=len(texts), **job_options)
 
     def classify(self, texts: Sequence[str], truncation: TruncationParams | None = None,
@@ -260,7 +275,10 @@ class Scorer:
             raise UnsupportedTask("The model does not support the Classification API")
         texts, truncation = self._singles(texts, truncation)
         activation = self.info.activation
-        post = None if use_activation is False else (lambda logits: maths.activate(logits, activation))
+        if self.activated(use_activation):
+            post = lambda logits: maths.activate(self._calibrated(logits), activation)  # noqa: E731
+        else:
+            post = self._calibrated
         return Job(self._encode(Task(TaskKind.CLASSIFY), lambda: texts, truncation, post=post,
                                 add_special_tokens=add_special_tokens),
                    priority=priority, size=len(texts), **job_options)

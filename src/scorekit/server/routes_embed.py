@@ -54,8 +54,9 @@ def _truncation(k: int | None, side: str | None = None) -> TruncationParams:
     return TruncationParams(truncate_prompt_tokens=k, truncation_side=side)
 
 
-def _normalize(req) -> bool:
-    return (req.normalize if req.normalize is not None else req.use_activation) is not False
+def _normalize(req) -> bool | None:
+    """`normalize` (vLLM's name) or `use_activation`; None: the model's default."""
+    return req.normalize if req.normalize is not None else req.use_activation
 
 
 async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request):
@@ -156,9 +157,9 @@ def supported_pooling_tasks(task: str) -> list[str]:
 def _pooling_job(state: ServerState, task: str, texts: list[str], truncation: TruncationParams, use_activation):
     scorer = state.scorer()
     if task == "embed":
-        return scorer.embed(texts, truncation, normalize=use_activation is not False)
+        return scorer.embed(texts, truncation, normalize=use_activation)
     if task == "token_embed":
-        return scorer.token_embed(texts, truncation, normalize=use_activation is not False)
+        return scorer.token_embed(texts, truncation, normalize=use_activation)
     return scorer.classify(texts, truncation, use_activation)
 
 
