@@ -56,6 +56,14 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
           help="a large request runs in chunks of about this many tokens; other requests are served between them")
     _flag(parser, "scheduling_policy", choices=["fcfs", "priority"], default=_ENGINE["scheduling_policy"],
           help="priority: obey the requests' `priority` field (lower first); fcfs: a non-zero priority is a 400")
+    _flag(parser, "convert", choices=["auto", "none", "embed", "classify"], default=_MODEL["convert"],
+          help="embed: serve a causal LM as an embedding model; classify: as a classifier; none: as it is")
+    _flag(parser, "pooler_config", type=json.loads, default=None, metavar="JSON",
+          help="pooling and activation defaults, e.g. '{\"pooling_type\": \"MEAN\", \"normalize\": false}'")
+    _flag(parser, "trust_remote_code", action="store_true",
+          help="let transformers run the model's own code (architectures it does not ship)")
+    _flag(parser, "revision", default=None, help="the revision of a hub model (branch, tag or commit)")
+    _flag(parser, "download_dir", default=None, help="where hub models are downloaded (default: the HF cache)")
     _flag(parser, "served_model_name", nargs="+", action="extend", default=None,
           help="names clients may send as `model` (the first is echoed back; default: the model's folder or file name)")
 
@@ -63,7 +71,9 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 def _configs(args) -> tuple[ModelConfig, EngineConfig]:
     model = ModelConfig(model=args.model, runner=args.runner, task=args.task, hf_overrides=args.hf_overrides,
                         chat_template=args.chat_template, max_model_len=args.max_model_len, dtype=args.dtype,
-                        device=args.device, quantization=args.quantization)
+                        device=args.device, quantization=args.quantization, convert=args.convert,
+                        pooler_config=args.pooler_config, trust_remote_code=args.trust_remote_code,
+                        revision=args.revision, download_dir=args.download_dir)
     engine = EngineConfig(max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
                           enable_prefix_caching=args.enable_prefix_caching, chunk_tokens=args.chunk_tokens,
                           scheduling_policy=args.scheduling_policy)
@@ -167,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "api_key", nargs="+", action="extend", default=None,
           help="require `Authorization: Bearer KEY` (also env SCOREKIT_API_KEY); an empty key is refused")
     _flag(p, "enable_request_id_headers", action="store_true", help="echo X-Request-Id in every response")
+    _flag(p, "enable_offline_docs", action="store_true",
+          help="accepted for vLLM's command lines: scorekit's /docs and /redoc never load assets from the internet")
     _flag(p, "timeout_graceful_shutdown", type=float, default=_SERVER["timeout_graceful_shutdown"],
           help="seconds in-flight requests get to finish after SIGTERM; new ones are refused meanwhile")
     _flag(p, "disable_uvicorn_access_log", action="store_true")
