@@ -174,8 +174,8 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
     if task == "plugin":
         raise ValidationError("No IOProcessor plugin installed.", param="task")
     if task == "token_classify" and "classify" in supported:
-        raise ValidationError("Unsupported task: 'token_classify'. Try switching the model's pooling_task via "
-                              "--task token_classify.", param="task")
+        raise ValidationError("Unsupported task: 'token_classify': this model classifies whole sequences "
+                              "(task classify); scorekit serves no per-token classifier.", param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
     texts = inputs_of(req.input)
