@@ -172,7 +172,7 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
     if task == "score":
         raise ValidationError("`score` task was removed; use `classify` instead.", param="task")
     if task == "plugin":
-        raise ValidationError("No IOProcessor plugin installed.", param="task")
+        raise ValidationError("Unsupported task: 'plugin'. No IOProcessor plugin installed.", param="task")
     if task == "token_classify" and "classify" in supported:
         raise ValidationError("Unsupported task: 'token_classify': this model classifies whole sequences "
                               "(task classify); scorekit serves no per-token classifier.", param="task")
