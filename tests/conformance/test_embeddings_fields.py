@@ -140,3 +140,19 @@ def test_messages_use_the_chat_template(http, minilm, monkeypatch):
     assert both.status_code == 400
     template = http.post("/v1/embeddings", json={"messages": messages, "chat_template": "{{ x }}"})
     assert template.status_code == 400 and template.json()["error"]["param"] == "chat_template"
+
+
+def test_pooling_takes_the_same_encodings_and_token_ids(http, minilm):
+    ids = minilm.get_tokenizer()(TEXT)["input_ids"]
+    floats = np.asarray(http.post("/pooling", json={"input": TEXT, "task": "embed"}).json()["data"][0]["data"])
+    by_ids = np.asarray(http.post("/pooling", json={"input": ids, "task": "embed"}).json()["data"][0]["data"])
+    assert np.allclose(by_ids, floats, atol=1e-6)
+    r = http.post("/pooling", json={"input": TEXT, "task": "token_embed", "encoding_format": "base64",
+                                    "embed_dtype": "float16", "endianness": "little"})
+    matrix = np.frombuffer(base64.b64decode(r.json()["data"][0]["data"]), dtype="<f2")
+    assert matrix.size == len(ids) * 384
+    raw = http.post("/pooling", json={"input": TEXT, "task": "embed", "encoding_format": "bytes_only",
+                                      "endianness": "little"})
+    assert np.allclose(np.frombuffer(raw.content, dtype="<f4"), floats, atol=0)
+    r = http.post("/pooling", json={"input": TEXT, "task": "token_embed", "dimensions": 8})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"

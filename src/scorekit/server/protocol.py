@@ -267,11 +267,16 @@ class PoolingRequest(Request):
     model: Optional[Text] = None
     input: TextOrTokens
     task: Optional[Text] = None
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: EncodingFormat = "float"
+    embed_dtype: EmbedDType = "float32"
+    endianness: Endianness = "native"
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
-    dimensions: Optional[int] = None
+    truncation_side: Optional[Literal["left", "right"]] = None
+    add_special_tokens: bool = True
+    dimensions: Optional[int] = None  # task embed on a Matryoshka model only
     request_id: Optional[Text] = None
+    priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
 
 
 # -- tokenizer --------------------------------------------------------------------------------------------------

@@ -24,9 +24,7 @@ from scorekit.server.protocol import (
     CohereMeta,
     EmbeddingRequest,
     EmbeddingResponse,
-    PoolingData,
     PoolingRequest,
-    PoolingResponse,
     Usage,
     now,
 )
@@ -154,16 +152,20 @@ def supported_pooling_tasks(task: str) -> list[str]:
     return {"embed": ["embed", "token_embed"], "classify": ["classify"], "token_embed": ["token_embed"]}.get(task, [])
 
 
-def _pooling_job(state: ServerState, task: str, texts: list[str], truncation: TruncationParams, use_activation):
+def _pooling_job(state: ServerState, task: str, inputs: list, req: PoolingRequest):
     scorer = state.scorer()
+    truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
+    options = dict(priority=state.priority(req.priority), add_special_tokens=req.add_special_tokens)
+    if req.dimensions is not None and task != "embed":
+        raise ValidationError(f"dimensions apply to task embed, not {task!r}", param="dimensions")
     if task == "embed":
-        return scorer.embed(texts, truncation, normalize=use_activation)
+        return scorer.embed(inputs, truncation, normalize=req.use_activation, dimensions=req.dimensions, **options)
     if task == "token_embed":
-        return scorer.token_embed(texts, truncation, normalize=use_activation)
-    return scorer.classify(texts, truncation, use_activation)
+        return scorer.token_embed(inputs, truncation, normalize=req.use_activation, **options)
+    return scorer.classify(inputs, truncation, req.use_activation, **options)
 
 
-async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) -> PoolingResponse:
+async def do_pooling(state: ServerState, req: PoolingRequest, request: Request):
     state.check_model(req.model)
     if "normalize" in (req.model_extra or {}):
         raise ValidationError("Parameter `normalize` was removed; use `use_activation` instead.", param="normalize")
@@ -178,16 +180,18 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request) 
                               "(task classify); scorekit serves no per-token classifier.", param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
-    texts = inputs_of(req.input)
-    state.check_inputs(len(texts), "input")
-    done = await state.run(_pooling_job(state, task, texts, _truncation(req.truncate_prompt_tokens),
-                                        req.use_activation), request)
-    outputs, tokens = [o.float().tolist() for o in done.outputs], done.prompt_tokens
+    inputs = inputs_of(req.input)
+    state.check_inputs(len(inputs), "input")
+    done = await state.run(_pooling_job(state, task, inputs, req), request)
+    tokens = done.prompt_tokens
     state.count_tokens("pooling", tokens)
-    return PoolingResponse(
-        id=f"pool-{base_request_id(request, req.request_id)}",
-        model=state.model_name,
-        data=[PoolingData(index=i, data=b64(o) if req.encoding_format == "base64" else o)
-              for i, o in enumerate(outputs)],
-        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
-    )
+    header = {"id": f"pool-{base_request_id(request, req.request_id)}", "object": "list", "created": now(),
+              "model": state.model_name, "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump()}
+    if req.encoding_format in ("bytes", "bytes_only"):
+        return encoding.bytes_response(done.outputs, req.encoding_format, req.embed_dtype, req.endianness,
+                                       {k: header[k] for k in ("id", "created", "model", "usage")})
+    data = [{"index": i, "object": "pooling",
+             "data": encoding.encode(o, req.encoding_format, req.embed_dtype, req.endianness)}
+            for i, o in enumerate(done.outputs)]
+    return ORJSONBody({**{k: header[k] for k in ("id", "object", "created", "model")}, "data": data,
+                       "usage": header["usage"]})
