@@ -280,7 +280,11 @@ async def phase_storm(run: Run) -> None:
     print(f"\n{name}: {n} reranks of 1x{n_docs}, closed 10-50 ms after sending …", flush=True)
     query = "Which passage talks about the weather?"
     reference_body = js({"query": query, "documents": run.texts(n_docs)})
+    # The engine's tokens for one whole request, measured on the reference run (the usage field counts the
+    # query once per pair, while a bi-encoder runs it once).
+    tokens0 = (await run.metrics()).get("scorekit_engine_tokens_total", 0)
     reference = await rerank_scores(run, reference_body, name)
+    per_request = (await run.metrics()).get("scorekit_engine_tokens_total", 0) - tokens0
     bodies = [js({"query": query, "documents": run.texts(n_docs)}) for _ in range(n)]  # built before the clock
     rng = random.Random(2)
     delays = [rng.uniform(0.010, 0.050) for _ in range(n)]
@@ -319,13 +323,13 @@ async def phase_storm(run: Run) -> None:
         delta = max(abs(a - b) for a, b in zip(reference[0], after[0]))
         if len(reference[0]) != len(after[0]) or delta > 1e-5:
             run.problem(name, f"the same rerank after the storm differs: max |delta| {delta:.2e}")
-    work_share = tokens / (n * reference[1]) if reference else None
+    work_share = tokens / (n * per_request) if per_request else None
     note = (f"499: {server_side.get(499, 0)}/{n}; drained {drained if drained is not None else -1:.2f} s after "
             f"the last close; engine ran {100 * work_share:.1f}% of the storm's tokens" if work_share is not None
             else "")
     run.add_row(name, collections.Counter(server_side), [], seconds, cpu_seconds(run.server.proc.pid) - cpu0, note,
                 sent_seconds=sent_seconds, drain_seconds=drained, answered_before_close=answered_early,
-                engine_tokens=tokens, tokens_per_request=reference[1] if reference else None,
+                engine_tokens=tokens, engine_tokens_per_request=per_request,
                 engine_work_share=work_share, rerank_max_abs_delta_after=delta, server_statuses=dict(everything))
 
 
