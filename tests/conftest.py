@@ -57,6 +57,27 @@ def smollm2_hf(smollm2_path):
     return model.eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smollm2_path):
+    """A tiny random Llama causal LM with SmolLM2's tokenizer, saved as a folder: (folder, model, tokenizer)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from scorekit.models.loader import load_tokenizer
+    from scorekit.models.resolve import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = load_tokenizer(resolve_model(str(smollm2_path)))
+    torch.manual_seed(3)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForCausalLM(config).eval()
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder, model, tokenizer
+
+
 # -- live servers ---------------------------------------------------------------------------------------------
 os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
 os.environ["no_proxy"] = os.environ["NO_PROXY"]

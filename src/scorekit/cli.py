@@ -85,6 +85,7 @@ def _server_config(args, api_keys: list[str]) -> ServerConfig:
                         served_model_names=tuple(args.served_model_name or ()), api_keys=tuple(api_keys),
                         enable_request_id_headers=getattr(args, "enable_request_id_headers", False),
                         max_request_bytes=args.max_request_bytes, max_client_batch_size=args.max_client_batch_size,
+                        max_chunks_per_doc=args.max_chunks_per_doc,
                         timeout_graceful_shutdown=getattr(args, "timeout_graceful_shutdown",
                                                           _SERVER["timeout_graceful_shutdown"]),
                         disable_uvicorn_access_log=getattr(args, "disable_uvicorn_access_log", False),
@@ -161,6 +162,8 @@ def _limit_args(parser: argparse.ArgumentParser) -> None:
           help="largest request body accepted; larger ones get 413")
     _flag(parser, "max_client_batch_size", type=int, default=_SERVER["max_client_batch_size"],
           help="most inputs (documents, texts, items) in one request; more get 413")
+    _flag(parser, "max_chunks_per_doc", type=int, default=_SERVER["max_chunks_per_doc"],
+          help="default for score/rerank requests: >1 scores long documents as that many windows at most")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,8 +56,11 @@ class EngineConfig:
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES  # estimated peak activations of one forward
     max_queued_prompts: int = 100_000  # sequences waiting in the engine at most; beyond it a request gets 503
     # A large request runs in chunks of about this many tokens, and other requests are served between its
-    # chunks (fairness), and a request whose caller has gone stops at the next chunk (cancellation).
-    chunk_tokens: int = 16384
+    # chunks (fairness), and a request whose caller has gone stops at the next chunk (cancellation). A small
+    # request that arrives during a chunk waits for that chunk's forward: with 16,384-token chunks a MiniLM
+    # server beside a 1 × 5,000 rerank answered one small request in ~3 s every chunk; with 4,096, 1 in 93 took
+    # over 1 s (bench/reliability.py, 2-core Intel Xeon). Still large enough for full-speed forwards.
+    chunk_tokens: int = 4096
     scheduling_policy: Literal["fcfs", "priority"] = "fcfs"  # `priority` from requests is obeyed only under "priority"
     model_threads: int | None = None  # None: the engine's own choice for the device and model (runner.py)
     min_prefix_tokens: int = 16  # the shortest shared prefix worth computing once
@@ -86,6 +89,7 @@ class ServerConfig:
     # of one-word inputs (which a 16 MiB body could carry) cannot pile up per-input objects by the gigabyte.
     max_client_batch_size: int = 32_768
     timeout_graceful_shutdown: float = 30.0  # seconds in-flight requests get after SIGTERM
+    max_chunks_per_doc: int = 1  # score/rerank requests that do not say: 1 = no long-document chunking
     disable_uvicorn_access_log: bool = False
     uvicorn_log_level: str = "info"
 

@@ -32,6 +32,7 @@ from scorekit.outputs import (
     ScoringOutput,
 )
 from scorekit.errors import UnsupportedTask
+from scorekit.scoring.chunking import DEFAULT_OVERLAP_TOKENS, ChunkParams
 from scorekit.scoring.prompts import pad_token_id
 from scorekit.scoring.scorer import ScoreParams, Scorer, rank
 from scorekit.scoring.templates import load_template
@@ -133,7 +134,18 @@ class LLM:
     # -- scoring -------------------------------------------------------------------------------------------
     def score(self, data_1, data_2, /, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
               tokenization_kwargs: dict | None = None, chat_template: str | None = None,
-              truncate_prompt_tokens: int | None = None, lora_request: Any = None) -> list[RequestOutput]:
+              truncate_prompt_tokens: int | None = None, lora_request: Any = None,
+              max_chunks_per_doc: int = 1, chunk_overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+              chunk_aggregation: str = "max") -> list[RequestOutput]:
+        """vLLM's `score`. scorekit's own: `max_chunks_per_doc` > 1 scores a long document as windows of what
+        the model leaves after the query, aggregated by `chunk_aggregation` (scoring/chunking.py)."""
+        return [output for output, _ in self._score(data_1, data_2, use_tqdm, pooling_params, tokenization_kwargs,
+                                                     chat_template, truncate_prompt_tokens, lora_request,
+                                                     ChunkParams(max_chunks_per_doc, chunk_overlap_tokens,
+                                                                 chunk_aggregation))]
+
+    def _score(self, data_1, data_2, use_tqdm, pooling_params, tokenization_kwargs, chat_template,
+               truncate_prompt_tokens, lora_request, chunking: ChunkParams):
         if self.info.task == "generate":
             raise ValueError("LLM.score() is only supported for pooling models. Try passing `--runner pooling` "
                              "(runner='pooling') to use the model as a pooling model.")
@@ -145,15 +157,18 @@ class LLM:
                              f"{self.info.task!r}.")
         template_kwargs = dict((pooling.extra_kwargs or {}).get("chat_template_kwargs") or {})
         params = ScoreParams(_truncation(tokenization_kwargs, pooling, truncate_prompt_tokens),
-                             pooling.use_activation, template_kwargs)
+                             pooling.use_activation, template_kwargs, chunking=chunking)
         scorer = self.scorer(chat_template)
         result = self.run(lambda **o: scorer.score(data_1, data_2, params, **o), use_tqdm, "scorekit score")
-        return [RequestOutput(self._request_id(), ScoringOutput(s), ids)
-                for s, ids in zip(result.scores, result.prompt_token_ids)]
+        chunks = result.chunks or [None] * len(result.scores)
+        spans = result.best_chunk or [None] * len(result.scores)
+        return [(RequestOutput(self._request_id(), ScoringOutput(s), ids), (n, span))
+                for s, ids, n, span in zip(result.scores, result.prompt_token_ids, chunks, spans)]
 
     def rerank(self, query, documents: Sequence[Any], *, top_n: int = 0, use_tqdm: bool = True,
                pooling_params: PoolingParams | None = None, tokenization_kwargs: dict | None = None,
-               chat_template: str | None = None, instruction: str | None = None) -> list[RerankOutput]:
+               chat_template: str | None = None, instruction: str | None = None, max_chunks_per_doc: int = 1,
+               chunk_overlap_tokens: int = DEFAULT_OVERLAP_TOKENS, chunk_aggregation: str = "max") -> list[RerankOutput]:
         """Documents sorted by relevance (best first), each with its index in `documents`."""
         if isinstance(query, list):
             raise ValueError("rerank takes one query")
@@ -163,10 +178,10 @@ class LLM:
             kwargs["chat_template_kwargs"] = {"instruction": instruction, **(kwargs.get("chat_template_kwargs") or {})}
             pooling = dataclasses.replace(pooling, extra_kwargs=kwargs)
         docs = list(documents) if not isinstance(documents, (str, dict)) else [documents]
-        outputs = self.score(query, docs, use_tqdm=use_tqdm, pooling_params=pooling,
-                             tokenization_kwargs=tokenization_kwargs, chat_template=chat_template)
-        ranked = rank(docs, [o.outputs.score for o in outputs], top_n)
-        return [RerankOutput(r.index, r.document, r.relevance_score) for r in ranked]
+        chunking = ChunkParams(max_chunks_per_doc, chunk_overlap_tokens, chunk_aggregation)
+        scored = self._score(query, docs, use_tqdm, pooling, tokenization_kwargs, chat_template, None, None, chunking)
+        ranked = rank(docs, [o.outputs.score for o, _ in scored], top_n)
+        return [RerankOutput(r.index, r.document, r.relevance_score, *scored[r.index][1]) for r in ranked]
 
     def embed(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
               truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:

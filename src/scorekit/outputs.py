@@ -51,6 +51,8 @@ class RerankOutput:
     index: int
     document: Any
     relevance_score: float
+    chunks: int | None = None  # with max_chunks_per_doc > 1: the windows of this document that were scored
+    best_chunk: tuple[int, int] | None = None  # and the character span of the one that decided the score
 
 
 @dataclass

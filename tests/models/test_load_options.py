@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
 from scorekit import LLM
 from scorekit.errors import ModelLoadError
@@ -66,22 +66,6 @@ def test_pooler_config_logit_calibration(tmp_path, minilm_dir):
     assert plain.score("q", TEXTS[0], use_tqdm=False)[0].outputs.score == pytest.approx(torch.sigmoid(torch.tensor(logit)).item(), abs=1e-5)
     want = torch.sigmoid(torch.tensor((logit - 0.5) / 2.0)).item()
     assert calibrated.score("q", TEXTS[0], use_tqdm=False)[0].outputs.score == pytest.approx(want, abs=1e-5)
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory, smollm2_path):
-    from scorekit.models.loader import load_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = load_tokenizer(resolve_model(str(smollm2_path)))
-    torch.manual_seed(3)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    model = LlamaForCausalLM(config).eval()
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder, model, tokenizer
 
 
 def test_convert_embed_serves_a_causal_lm_as_an_embedding_model(tiny_llama):

@@ -20,6 +20,7 @@ from scorekit.errors import UnsupportedTask, ValidationError
 from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
 from scorekit.scoring.chat import chat_token_ids
+from scorekit.scoring.chunking import EDGE_SLACK_TOKENS, ChunkParams, aggregate, token_windows
 from scorekit.scoring.pairing import as_list, pair_inputs
 from scorekit.scoring.prompts import PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
@@ -35,6 +36,7 @@ class ScoreParams:
     use_activation: bool | None = None  # None = model default (on)
     template_kwargs: dict[str, Any] | None = None  # chat_template_kwargs, with `instruction` folded in
     priority: int = 0  # lower runs first, as in vLLM
+    chunking: ChunkParams = field(default_factory=ChunkParams)  # long documents (scoring/chunking.py)
 
 
 @dataclass
@@ -42,6 +44,11 @@ class ScoreResult:
     scores: list[float]
     prompt_token_ids: list[list[int]]  # per pair: packed prompt, or query ids + [pad] + doc ids
     prompt_tokens: int  # usage: tokens of the engine inputs actually run
+    # With chunking: per pair, the windows scored, the character span of the deciding one, and whether
+    # max_chunks_per_doc left windows of the document unscored.
+    chunks: list[int] | None = None
+    best_chunk: list[tuple[int, int]] | None = None
+    chunks_truncated: list[bool] | None = None
 
 
 @dataclass
@@ -139,13 +146,65 @@ class Scorer:
         score_type = self.check_score_api()
         pairs = pair_inputs(side1, side2, self.info.architecture)
         params.truncation.validate(self.max_model_len)
-        if score_type == "cross-encoder":
-            plan = self._cross(pairs, params)
-        elif score_type == "bi-encoder":
-            plan = self._bi_encoder(pairs, params, len(as_list(side1)) == 1)
+        params.chunking.validate()
+        one_query = len(as_list(side1)) == 1
+        if params.chunking.enabled:
+            if params.truncation.max_tokens_per_doc:
+                raise ValidationError("max_tokens_per_doc cuts documents and max_chunks_per_doc splits them: "
+                                      "give one of them", param="max_chunks_per_doc")
+            plan = self._chunked(pairs, params, score_type, one_query)
         else:
-            plan = self._late_interaction(pairs, params, len(as_list(side1)) == 1)
+            plan = self._pairs_plan(pairs, params, score_type, one_query)
         return Job(plan, priority=params.priority, size=len(pairs), **job_options)
+
+    def _pairs_plan(self, pairs, params: ScoreParams, score_type: str, one_query: bool) -> Plan:
+        if score_type == "cross-encoder":
+            return self._cross(pairs, params)
+        if score_type == "bi-encoder":
+            return self._bi_encoder(pairs, params, one_query)
+        return self._late_interaction(pairs, params, one_query)
+
+    def _chunked(self, pairs, params: ScoreParams, score_type: str, one_query: bool) -> Plan:
+        """Every document split into the windows its query leaves room for, every (query, window) scored as
+        an ordinary pair, each document's windows aggregated (scoring/chunking.py)."""
+        chunking = params.chunking
+        budgets = {q: self._document_budget(q, params, score_type) for q in dict.fromkeys(q for q, _ in pairs)}
+        expanded, owner, windows = [], [], []
+        for i, (query, doc) in enumerate(pairs):
+            offsets = self.builder.tokenize(doc, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            found = token_windows(offsets, len(doc), budgets[query], chunking.chunk_overlap_tokens,
+                                  chunking.max_chunks_per_doc)
+            windows.append(found)
+            for start, end in found.spans:
+                expanded.append((query, doc[start:end]))
+                owner.append(i)
+        inner = yield from self._pairs_plan(expanded, params, score_type, one_query)
+        by_pair: list[list[int]] = [[] for _ in pairs]
+        for row, i in enumerate(owner):
+            by_pair[i].append(row)
+        scores, token_ids, best_spans = [], [], []
+        for i, rows in enumerate(by_pair):
+            value, best = aggregate([inner.scores[r] for r in rows], chunking.chunk_aggregation)
+            scores.append(value)
+            token_ids.append(inner.prompt_token_ids[rows[best]])
+            best_spans.append(windows[i].spans[best])
+        return ScoreResult(scores, token_ids, inner.prompt_tokens, [len(rows) for rows in by_pair], best_spans,
+                           [w.total > len(w.spans) for w in windows])
+
+    def _document_budget(self, query: str, params: ScoreParams, score_type: str) -> int:
+        """Document tokens one window may hold: the model's limit less what the query, template and special
+        tokens take (measured by building the prompt with an empty document), less a little slack."""
+        limits = TruncationParams(max_tokens_per_query=params.truncation.max_tokens_per_query)
+        if score_type == "cross-encoder":
+            used = len(self.builder.pairs([(query, "")], limits, params.template_kwargs)[0])
+        else:
+            used = len(self.builder.singles([""], limits, is_query=False)[0])
+        budget = self.max_model_len - used - EDGE_SLACK_TOKENS
+        if budget <= params.chunking.chunk_overlap_tokens:
+            raise ValidationError(f"The query and template take {used} of the model's {self.max_model_len} tokens: "
+                                  f"too few are left to chunk documents with an overlap of "
+                                  f"{params.chunking.chunk_overlap_tokens}", param="max_chunks_per_doc")
+        return budget
 
     def _cross(self, pairs, params: ScoreParams) -> Plan:
         prompts = self.builder.pairs(pairs, params.truncation, params.template_kwargs)

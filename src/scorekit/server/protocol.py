@@ -114,6 +114,11 @@ class ScoreCommon(Request):
     max_tokens_per_doc: int = 0
     instruction: Optional[Text] = None
     chat_template_kwargs: Optional[JsonObject] = None
+    # Long documents (scorekit, Cohere's max_chunks_per_doc): >1 scores windows of a long document and
+    # aggregates them; null: the server's --max-chunks-per-doc (1: off).
+    max_chunks_per_doc: Optional[int] = Field(None, ge=1)
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    chunk_aggregation: Literal["max", "mean", "first"] = "max"
 
 
 SCORE_SPELLINGS = (("queries", "documents"), ("queries", "items"), ("data_1", "data_2"), ("text_1", "text_2"))
@@ -153,7 +158,6 @@ class RerankRequest(ScoreCommon):
     top_n: int = 0  # 0 or less: every document (vLLM returns all for a negative top_n too)
     return_documents: bool = True  # Cohere: false → results carry no `document`
     rank_fields: Optional[list[Text]] = None  # Cohere: which fields of structured documents to rank on
-    max_chunks_per_doc: Optional[int] = None  # Cohere: long documents are not chunked yet: refused when > 1
     # -- TEI's /rerank ---------------------------------------------------------------------------------------
     texts: Optional[list[Text]] = None
     raw_scores: bool = False  # TEI: the model's logits instead of sigmoid-activated scores

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from scorekit.errors import ValidationError
+from scorekit.scoring.chunking import ChunkParams
 from scorekit.scoring.scorer import ScoreParams, rank
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server.deps import base_request_id
@@ -65,7 +66,9 @@ def score_params(state: ServerState, req: ScoreCommon) -> ScoreParams:
         kwargs.setdefault("instruction", req.instruction)
     truncation = TruncationParams(req.truncate_prompt_tokens, req.truncation_side, req.padding,
                                   req.max_tokens_per_query, req.max_tokens_per_doc)
-    return ScoreParams(truncation, req.use_activation, kwargs or None, priority=state.priority(req.priority))
+    chunks = req.max_chunks_per_doc or state.config.max_chunks_per_doc
+    return ScoreParams(truncation, req.use_activation, kwargs or None, priority=state.priority(req.priority),
+                       chunking=ChunkParams(chunks, req.chunk_overlap_tokens, req.chunk_aggregation))
 
 
 async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> ScoreResponse:
@@ -84,6 +87,18 @@ async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> S
     )
 
 
+def _chunk_fields(result, index: int) -> dict[str, Any]:
+    """With chunking: how many windows of the document were scored, the character span of the deciding one,
+    and (only when true) that max_chunks_per_doc left part of the document unscored."""
+    if result.chunks is None:
+        return {}
+    start, end = result.best_chunk[index]
+    fields = {"chunks": result.chunks[index], "best_chunk": {"start": start, "end": end}}
+    if result.chunks_truncated[index]:
+        fields["chunks_truncated"] = True
+    return fields
+
+
 def _echo(document: Any) -> RerankDocument:
     if isinstance(document, MultiModalInput):
         return RerankDocument(text=None, multi_modal=document.content)
@@ -98,10 +113,6 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
     if req.rank_fields:
         raise ValidationError("rank_fields: structured documents are not supported; send each document as text "
                               "(or as {\"text\": ...}).", param="rank_fields")
-    if req.max_chunks_per_doc is not None and req.max_chunks_per_doc > 1:
-        raise ValidationError("max_chunks_per_doc: documents are not chunked yet; longer documents are cut to the "
-                              "model's length with truncate_prompt_tokens (or refused without it).",
-                              param="max_chunks_per_doc")
     params = score_params(state, req)
     state.check_inputs(len(documents), "documents")
     result = await state.run(state.scorer().score(_plain(req.query), _plain(documents), params), request)
@@ -112,7 +123,8 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
         model=state.model_name,
         usage=RerankUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
         results=[RerankResult(index=r.index, relevance_score=r.relevance_score,
-                              document=_echo(r.document) if req.return_documents else None) for r in ranked],
+                              document=_echo(r.document) if req.return_documents else None,
+                              **_chunk_fields(result, r.index)) for r in ranked],
         meta=CohereMeta(api_version=CohereApiVersion(version=api_version),
                         billed_units=CohereBilledUnits(search_units=1)),
     )
