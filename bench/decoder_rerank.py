@@ -47,8 +47,9 @@ def main() -> None:
     from scorekit.models.packaged import qwen25_gguf
 
     path = qwen25_gguf()
-    shared = LLM(str(path), hf_overrides=OVERRIDES, chat_template="qwen3_reranker")
-    unshared = LLM(str(path), hf_overrides=OVERRIDES, chat_template="qwen3_reranker", enable_prefix_caching=False)
+    shared = LLM(str(path), hf_overrides=OVERRIDES, chat_template="qwen3_reranker", score_cache_bytes=0)
+    unshared = LLM(str(path), hf_overrides=OVERRIDES, chat_template="qwen3_reranker", enable_prefix_caching=False,
+                   score_cache_bytes=0)
     tokenizer = shared.get_tokenizer()
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     yes, no = tokenizer.convert_tokens_to_ids(["yes", "no"])

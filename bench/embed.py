@@ -26,14 +26,14 @@ def main() -> None:
     from scorekit.models.packaged import default_model_dir
 
     texts = sentences()
-    llm = LLM()
+    llm = LLM(score_cache_bytes=0)  # every round computes: the output cache would answer repeats
     st = SentenceTransformer(str(default_model_dir()), device="cpu")
 
     ours = torch.tensor([o.outputs.embedding for o in llm.embed(texts, use_tqdm=False)])
     ref = st.encode(texts, batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
     max_diff = float((ours - ref).abs().max())
 
-    llm_int8 = LLM(quantization="int8")
+    llm_int8 = LLM(quantization="int8", score_cache_bytes=0)
     ours_int8 = torch.tensor([o.outputs.embedding for o in llm_int8.embed(texts, use_tqdm=False)])
     int8_cosine_dev = float((1 - torch.nn.functional.cosine_similarity(ours_int8, ours, dim=-1)).max())
     pairs_fp32 = ours[:500] @ ours[500:].T  # 250,000 sentence-pair scores

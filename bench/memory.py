@@ -40,7 +40,7 @@ def measure(model: str, docs: int, doc_tokens: int, max_tokens: int, max_seqs: i
     applied = apply_runtime()  # the 1 MiB mmap threshold is what keeps the peak down (scorekit/runtime.py)
     from scorekit import LLM
 
-    llm = LLM(model, max_num_batched_tokens=max_tokens, max_num_seqs=max_seqs)
+    llm = LLM(model, max_num_batched_tokens=max_tokens, max_num_seqs=max_seqs, score_cache_bytes=0)
     texts = documents(llm.get_tokenizer(), n=docs, low=doc_tokens, high=doc_tokens)
     query = "How do I read a file line by line without loading it into memory?"
     run = {"score": lambda d: llm.score(query, d, use_tqdm=False, truncate_prompt_tokens=-1),

@@ -44,7 +44,7 @@ def main() -> None:
     from scorekit import LLM
 
     folder = build_cross_encoder(RESULTS / "minilm-cross-encoder")
-    llm = LLM(str(folder))
+    llm = LLM(str(folder), score_cache_bytes=0)  # every round computes
     query = "How do I read a file line by line without loading it into memory?"
     docs = documents(llm.get_tokenizer(), n=200, low=30, high=400)
     ce = CrossEncoder(str(folder), device="cpu")

@@ -28,7 +28,7 @@ def main() -> None:
     from scorekit import LLM
     from scorekit.models import gemm
 
-    llm = LLM()
+    llm = LLM(score_cache_bytes=0)
     model = llm.loaded.model.backbone
     config = llm.loaded.config
     batch, seq = 32, 128

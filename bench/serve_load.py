@@ -174,6 +174,8 @@ def scorekit_server(source: Path | None = None, name: str = "scorekit") -> Serve
     """`scorekit serve`; with `source`, the scorekit of another checkout (its src/ first on PYTHONPATH)."""
     cmd = [sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--served-model-name", MODEL_NAME,
            "--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
+    if source is None:
+        cmd += ["--score-cache-bytes", "0"]  # the runs send the same texts again: each must compute them
     env = server_env(PYTHONPATH=str(source / "src")) if source is not None else server_env()
     return Server(name, cmd, env, "/v1/embeddings")
 
@@ -351,7 +353,7 @@ def main() -> None:
     threads = torch.get_num_threads()
 
     # -- the offline, in-process rate: one llm.embed(texts) call, rounds before and one after the loads ---------
-    llm = LLM()
+    llm = LLM(score_cache_bytes=0)  # every round computes: the output cache would answer repeats
     reference = llm.embed(texts[:1], use_tqdm=False)[0].outputs.embedding
     embed_all = lambda: llm.embed(texts, use_tqdm=False)  # noqa: E731
     embed_all()  # warm-up

@@ -30,7 +30,9 @@ def minilm_dir():
 def minilm_llm():
     from scorekit import LLM
 
-    return LLM()
+    # No output cache for the shared models: many tests count the work the engine does, and a prompt another
+    # test sent first would be a cache hit. tests/engine/test_cache.py tests the cache on models of its own.
+    return LLM(score_cache_bytes=0)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,7 @@ def smollm2_path():
 def smollm2_llm(smollm2_path):
     from scorekit import LLM
 
-    return LLM(str(smollm2_path), runner="generate")
+    return LLM(str(smollm2_path), runner="generate", score_cache_bytes=0)
 
 
 @pytest.fixture(scope="session")

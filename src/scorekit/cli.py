@@ -54,6 +54,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
           help="decoder prompts sharing a prefix (template + query) compute it once")
     _flag(parser, "chunk_tokens", type=int, default=_ENGINE["chunk_tokens"],
           help="a large request runs in chunks of about this many tokens; other requests are served between them")
+    _flag(parser, "score_cache_bytes", type=int, default=_ENGINE["score_cache_bytes"],
+          help="bytes of earlier outputs kept for repeated prompts (documents seen before); 0 turns it off")
     _flag(parser, "scheduling_policy", choices=["fcfs", "priority"], default=_ENGINE["scheduling_policy"],
           help="priority: obey the requests' `priority` field (lower first); fcfs: a non-zero priority is a 400")
     _flag(parser, "convert", choices=["auto", "none", "embed", "classify"], default=_MODEL["convert"],
@@ -76,6 +78,7 @@ def _configs(args) -> tuple[ModelConfig, EngineConfig]:
                         revision=args.revision, download_dir=args.download_dir)
     engine = EngineConfig(max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
                           enable_prefix_caching=args.enable_prefix_caching, chunk_tokens=args.chunk_tokens,
+                          score_cache_bytes=args.score_cache_bytes,
                           scheduling_policy=args.scheduling_policy)
     return model, engine
 

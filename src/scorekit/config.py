@@ -63,12 +63,17 @@ class EngineConfig:
     chunk_tokens: int = 4096
     scheduling_policy: Literal["fcfs", "priority"] = "fcfs"  # `priority` from requests is obeyed only under "priority"
     model_threads: int | None = None  # None: the engine's own choice for the device and model (runner.py)
+    # Outputs of earlier prompts kept for identical later ones (engine/cache.py): repeated RAG documents are
+    # embedded or scored once. An LRU of at most this many bytes; 0 turns it off.
+    score_cache_bytes: int = 256 * 1024 * 1024
     min_prefix_tokens: int = 16  # the shortest shared prefix worth computing once
 
     def __post_init__(self):
         for name in ("max_num_batched_tokens", "max_num_seqs", "max_batch_bytes", "max_queued_prompts", "chunk_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+        if self.score_cache_bytes < 0:
+            raise ValueError("score_cache_bytes must be 0 (off) or more")
         if self.scheduling_policy not in ("fcfs", "priority"):
             raise ValueError(f"scheduling_policy must be fcfs or priority, not {self.scheduling_policy!r}")
 

@@ -165,10 +165,9 @@ def test_a_negative_top_n_returns_every_document(http):
 
 @pytest.mark.parametrize("body, param", [
     ({"rank_fields": ["title"]}, "rank_fields"),
-    ({"max_chunks_per_doc": 4}, "max_chunks_per_doc"),
     ({"mm_processor_kwargs": {"max_pixels": 1000}}, "mm_processor_kwargs"),
 ])
-def test_cohere_and_multimodal_options_we_cannot_honour_are_refused(http, body, param):
+def test_options_we_cannot_honour_are_refused(http, body, param):
     r = http.post("/rerank", json={"query": "q", "documents": ["d"], **body})
     assert r.status_code == 400 and r.json()["error"]["param"] == param
 

@@ -13,6 +13,7 @@ import torch
 
 from scorekit.config import EngineConfig
 from scorekit.engine.batching import plan_batches, spread
+from scorekit.engine.cache import OutputCache
 from scorekit.engine.job import Job
 from scorekit.engine.prefix import group_by_prefix
 from scorekit.engine.prompt import Prompt
@@ -65,6 +66,7 @@ class Runner:
                                    model_threads=model_threads, torch_threads=max(1, threads // model_threads),
                                    chunk_tokens=config.chunk_tokens)
         self.stats = EngineStats()
+        self.cache = OutputCache(config.score_cache_bytes)
 
     def submit(self, job: Job) -> Job:
         """The one door into the engine: queue a job, never wait for it (QueueFull when the queue is full)."""
@@ -77,9 +79,21 @@ class Runner:
         unique: dict[Prompt, int] = {}
         slots = [unique.setdefault(p, len(unique)) for p in prompts]  # identical prompts run once
         distinct = list(unique)
-        outputs: list[torch.Tensor | None] = [None] * len(distinct)
         self.stats.add(sequences=len(prompts), deduplicated=len(prompts) - len(distinct))
+        if not self.cache.enabled:
+            outputs = self._compute(task, distinct, should_stop)
+            return [outputs[s] for s in slots]
+        outputs = self.cache.get(task, distinct)  # what earlier requests computed for the same prompts
+        missing = [i for i, out in enumerate(outputs) if out is None]
+        if missing:
+            computed = self._compute(task, [distinct[i] for i in missing], should_stop)
+            self.cache.put(task, [distinct[i] for i in missing], computed)
+            for i, out in zip(missing, computed):
+                outputs[i] = out
+        return [outputs[s] for s in slots]
 
+    def _compute(self, task: Task, distinct: list[Prompt], should_stop: Callable[[], bool]) -> list[torch.Tensor]:
+        outputs: list[torch.Tensor | None] = [None] * len(distinct)
         groups, rest = [], list(range(len(distinct)))
         if (self.config.enable_prefix_caching and task.kind in (TaskKind.CLASSIFY, TaskKind.NEXT_TOKEN)
                 and self.model.supports_prefix):
@@ -97,7 +111,7 @@ class Runner:
         for rows, out in self._batches(task, [distinct[i] for i in rest], should_stop):
             for row, value in zip(rows, out):
                 outputs[rest[row]] = value
-        return [outputs[s] for s in slots]
+        return outputs
 
     def _batches(self, task: Task, prompts: list[Prompt], should_stop: Callable[[], bool], prefix=None):
         """Yield (row indices into `prompts`, outputs) batch by batch, in the order they finish: idle model

@@ -25,6 +25,12 @@ RERANK = {
         "model": "sentence-transformers/all-MiniLM-L6-v2", "query": "What is the capital of France?",
         "documents": ["The capital of Brazil is Brasilia.", "The capital of France is Paris."],
         "return_documents": False}),
+    "tei": _ex("Hugging Face TEI style (answered as TEI's list)", {
+        "query": "What is the capital of France?", "texts": ["The capital of Brazil is Brasilia.",
+                                                             "The capital of France is Paris."], "return_text": True}),
+    "long": _ex("Long documents scored as windows (max_chunks_per_doc)", {
+        "query": "What is the capital of France?", "documents": ["A long report ... The capital of France is Paris. ..."],
+        "max_chunks_per_doc": 8, "chunk_aggregation": "max"}),
 }
 
 GENERATIVE = {
@@ -41,6 +47,8 @@ COHERE_EMBED = {
     "cohere": _ex("Cohere v2 style", {"texts": ["hello world"], "input_type": "search_document",
                                       "embedding_types": ["float"]}),
 }
+
+TEI_EMBED = {"tei": _ex("Hugging Face TEI style", {"inputs": ["hello world", "goodbye"], "normalize": True})}
 
 CLASSIFY = {"one": _ex("Classify texts", {"input": ["I loved it", "I hated it"]})}
 

@@ -30,8 +30,12 @@ class EngineCollector:
             ("scorekit_engine_padded_tokens", "Tokens run including padding", stats.padded_tokens),
             ("scorekit_engine_prefix_cache_hit_tokens", "Tokens served from a shared-prefix KV cache instead of "
                                                          "recomputed", stats.prefix_hit_tokens),
+            ("scorekit_score_cache_hits", "Prompts answered from the output cache (--score-cache-bytes)",
+             self.runner.cache.hits),
+            ("scorekit_score_cache_misses", "Prompts the output cache did not hold", self.runner.cache.misses),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("scorekit_score_cache_bytes", "Bytes held by the output cache", value=self.runner.cache.bytes)
         yield GaugeMetricFamily("scorekit_engine_queue_sequences", "Sequences waiting in the engine queue",
                                 value=self.runner.scheduler.queued_prompts)
 

@@ -132,7 +132,7 @@ ROUTES: tuple[Route, ...] = (
           examples.COHERE_EMBED, tag="embeddings", serves=embeds),
     Route("/embed", TEIEmbedRequest, do_tei_embed, None, "Embed texts (Hugging Face TEI API)",
           "TEI's /embed: `inputs` (text, texts or token ids), `normalize`, `truncate`, `truncation_direction`; "
-          "answers a list of vectors.", tag="embeddings", serves=embeds),
+          "answers a list of vectors.", examples.TEI_EMBED, tag="embeddings", serves=embeds),
     Route("/classify", ClassificationRequest, do_classify, ClassificationResponse, "Classify texts",
           "Class probabilities per text, with the label of the most likely class.", examples.CLASSIFY,
           tag="classification", serves=classifies, invocation_order=3),
