@@ -12,13 +12,17 @@ max_restarts=-1, max_task_retries=-1); scoring has no side effects, so a retried
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pyarrow as pa
+import ray
 import ray.data
 
 from scorekit.config import EngineConfig, ModelConfig, split_kwargs
 from scorekit.ray.serve import torch_threads_for
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -66,11 +70,23 @@ def _configs(model: str | None, options: dict[str, Any]) -> tuple[ModelConfig, E
     return ModelConfig(model=model, **model_opts), EngineConfig(**engine_opts)
 
 
+def _warn_if_no_cpu_left(reserved: float) -> None:
+    """Ray Data's read, repartition and write tasks take 1 CPU each; actors holding every CPU of the cluster
+    leave them none, and the Dataset then waits forever (measured: 2 actors x 1 CPU on a 2-CPU Ray hung).
+    A warning, not a refusal: an autoscaling cluster may yet add the CPU."""
+    total = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+    if total and reserved > total - 1:
+        log.warning("scorekit: %.3g actor CPUs of the cluster's %.3g leave Ray Data's read/write tasks (1 CPU "
+                    "each) no room: the Dataset will wait until a CPU is free. Use fewer actors or a fractional "
+                    "actor_cpus (an actor runs one torch thread per whole CPU, at least one).", reserved, total)
+
+
 def _map(ds: ray.data.Dataset, actor: type, columns: dict[str, str], model: str | None, num_actors: int,
          batch_size: int, actor_cpus: float, options: dict[str, Any]) -> ray.data.Dataset:
     if num_actors < 1:
         raise ValueError("num_actors must be at least 1")
     model_config, engine_config = _configs(model, options)
+    _warn_if_no_cpu_left(num_actors * actor_cpus)
     # Ray Data hands each block to one actor as one task: a dataset read from one file (one block) would run
     # on a single actor while the others wait. Blocks of one batch each let every actor take a share.
     ds = ds.repartition(target_num_rows_per_block=batch_size)
