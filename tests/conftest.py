@@ -154,3 +154,37 @@ def http(server):
 def live_server():
     """`with live_server(app) as live:` — a LiveServer for an app a test builds itself."""
     return LiveServer
+
+
+def start_cli_server(args: list[str], log_path, env: dict | None = None, timeout: float = 120):
+    """`scorekit serve ARGS` on a free loopback port, as a user runs it; returns (process, url) once /health
+    answers, or fails the test with the server's log."""
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--port",
+                                 str(port), *args], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "NO_PROXY": "127.0.0.1", **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("scorekit serve did not start:\n" + open(log_path).read())
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def cli_server_starter():
+    """`proc, url = cli_server_starter(args, log_path)`: see start_cli_server."""
+    return start_cli_server
+

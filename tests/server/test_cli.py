@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -22,26 +20,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cli_server(tmp_path_factory):
-    port = _free_port()
+def cli_server(tmp_path_factory, cli_server_starter):
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "SCOREKIT_API_KEY": "env-key", "NO_PROXY": "127.0.0.1"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--served-model-name", "mini", "minilm-alias", "--enable-request-id-headers"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = cli_server_starter(["--served-model-name", "mini", "minilm-alias", "--enable-request-id-headers"],
+                                   log_path, env={"SCOREKIT_API_KEY": "env-key"})
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("scorekit serve did not start:\n" + log_path.read_text())
-            time.sleep(0.3)
         yield url, log_path
     finally:
         proc.terminate()

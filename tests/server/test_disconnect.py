@@ -11,7 +11,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pytest
 
 from scorekit.engine.job import Job
 from scorekit.engine.prompt import Prompt

@@ -3,7 +3,6 @@ fairness for a small request behind a large one, and a graceful SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -111,26 +110,13 @@ def test_a_small_request_is_answered_beside_a_large_rerank(server, minilm):
         assert big.result(300).status_code == 200
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path):
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path, cli_server_starter):
     """More work in flight than the grace time allows: every accepted request is answered, with its scores or
     (past the grace time) a clean 503, and the process exits 0 in time."""
-    port, grace = _free_port(), 3
+    grace = 3
     log_path = tmp_path / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "scorekit.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port), "--timeout-graceful-shutdown", str(grace)],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_PROXY": "127.0.0.1"})
-    url = f"http://127.0.0.1:{port}"
+    proc, url = cli_server_starter(["--timeout-graceful-shutdown", str(grace)], log_path)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, log_path.read_text()
-            time.sleep(0.3)
         docs = [f"passage {i} about rivers and cities" for i in range(2_000)]
         results: list = [None] * 8
 

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch

@@ -23,7 +23,6 @@ from scorekit.server.protocol import (
     CohereEmbedResponse,
     CohereMeta,
     EmbeddingRequest,
-    EmbeddingResponse,
     PoolingRequest,
     Usage,
     now,
@@ -77,18 +76,26 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
         state.check_inputs(len(inputs), "input")
         job = scorer.embed(inputs, truncation, add_special_tokens=req.add_special_tokens is not False, **options)
     done = await state.run(job, request)
+    state.count_tokens("embeddings", done.prompt_tokens)
+    return _vectors_response(state, req, done, f"embd-{base_request_id(request, req.request_id)}",
+                             "embedding", "embedding")
+
+
+def _vectors_response(state: ServerState, req, done, response_id: str, item_object: str, item_key: str):
+    """The answer of /v1/embeddings and /pooling: JSON items in `req.encoding_format` (server/encoding.py),
+    or the binary body of `bytes` / `bytes_only`."""
     tokens = done.prompt_tokens
-    state.count_tokens("embeddings", tokens)
-    header = {"id": f"embd-{base_request_id(request, req.request_id)}", "object": "list", "created": now(),
-              "model": state.model_name, "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump()}
+    usage = Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump()
+    created = now()
     if req.encoding_format in ("bytes", "bytes_only"):
         return encoding.bytes_response(done.outputs, req.encoding_format, req.embed_dtype, req.endianness,
-                                       {k: header[k] for k in ("id", "created", "model", "usage")})
-    data = [{"index": i, "object": "embedding",
-             "embedding": encoding.encode(v, req.encoding_format, req.embed_dtype, req.endianness)}
+                                       {"id": response_id, "created": created, "model": state.model_name,
+                                        "usage": usage})
+    data = [{"index": i, "object": item_object,
+             item_key: encoding.encode(v, req.encoding_format, req.embed_dtype, req.endianness)}
             for i, v in enumerate(done.outputs)]
-    return ORJSONBody({**{k: header[k] for k in ("id", "object", "created", "model")}, "data": data,
-                       "usage": header["usage"]})
+    return ORJSONBody({"id": response_id, "object": "list", "created": created, "model": state.model_name,
+                       "data": data, "usage": usage})
 
 
 def _cohere_types(vectors: list[list[float]], types: list[str]) -> dict[str, list[Any]]:
@@ -183,15 +190,6 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request):
     inputs = inputs_of(req.input)
     state.check_inputs(len(inputs), "input")
     done = await state.run(_pooling_job(state, task, inputs, req), request)
-    tokens = done.prompt_tokens
-    state.count_tokens("pooling", tokens)
-    header = {"id": f"pool-{base_request_id(request, req.request_id)}", "object": "list", "created": now(),
-              "model": state.model_name, "usage": Usage(prompt_tokens=tokens, total_tokens=tokens).model_dump()}
-    if req.encoding_format in ("bytes", "bytes_only"):
-        return encoding.bytes_response(done.outputs, req.encoding_format, req.embed_dtype, req.endianness,
-                                       {k: header[k] for k in ("id", "created", "model", "usage")})
-    data = [{"index": i, "object": "pooling",
-             "data": encoding.encode(o, req.encoding_format, req.embed_dtype, req.endianness)}
-            for i, o in enumerate(done.outputs)]
-    return ORJSONBody({**{k: header[k] for k in ("id", "object", "created", "model")}, "data": data,
-                       "usage": header["usage"]})
+    state.count_tokens("pooling", done.prompt_tokens)
+    return _vectors_response(state, req, done, f"pool-{base_request_id(request, req.request_id)}",
+                             "pooling", "data")
