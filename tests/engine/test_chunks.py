@@ -40,12 +40,28 @@ class _Slow:
 
 
 def test_a_large_job_runs_in_chunks_and_keeps_its_order():
+    from scorekit.engine.scheduler import SOLO_CHUNKS
+
     slow = _Slow(0.0)
-    scheduler = Scheduler(slow, chunk_tokens=100)
-    prompts = [Prompt(tuple([i] * (1 + i % 7))) for i in range(200)]  # lengths 1..7, out of order
+    scheduler = Scheduler(slow, chunk_tokens=10)
+    prompts = [Prompt(tuple([i] * (1 + i % 7))) for i in range(400)]  # lengths 1..7, out of order: 1,596 tokens
     out = scheduler.submit(Job.of(Named("big"), prompts)).result(10)
-    assert out == list(range(200))  # each prompt's own output, in request order, across chunks
-    assert len(slow.groups) > 5 and all(rows <= 100 for _, rows in slow.groups)
+    assert out == list(range(400))  # each prompt's own output, in request order, across chunks
+    # Alone in the engine, a job takes SOLO_CHUNKS chunks at once: fewer chunk ends, where a thread idles.
+    assert len(slow.groups) > 5 and all(rows <= 10 * SOLO_CHUNKS for _, rows in slow.groups)
+    scheduler.stop()
+
+
+def test_chunks_shrink_while_others_wait():
+    slow = _Slow(0.02)
+    scheduler = Scheduler(slow, chunk_tokens=50)
+    big = scheduler.submit(Job.of(Named("big"), _prompts(500)))
+    assert slow.first.wait(5)
+    others = [scheduler.submit(Job.of(Named(f"other-{k}"), _prompts(100))) for k in range(2)]
+    for job in others + [big]:
+        job.result(20)
+    big_rows = [rows for name, rows in slow.groups if name == "big"]
+    assert min(big_rows) <= 5  # 50-token chunks of 10-token prompts while the others were queued
     scheduler.stop()
 
 

@@ -47,6 +47,8 @@ class Stopped(Exception):
     """A group's every job was cancelled while it ran: its remaining batches are not run."""
 
 
+SOLO_CHUNKS = 16
+
 Execute = Callable[[Task, list[Prompt], Callable[[], bool]], list[torch.Tensor]]
 
 
@@ -258,7 +260,15 @@ class Scheduler:
         self._run_group(lead, group)
 
     def _run_group(self, task: Task, jobs: list[Job]) -> None:
-        chunks = [job.next_chunk(self.chunk_tokens) for job in jobs]
+        # Chunks are the unit of fairness, and they cost: at every chunk's end one model thread idles until the
+        # next chunk starts (1,000 sentences alone in 4,096-token chunks: 3.16 s against 2.82 s in one). So a
+        # group that nothing waits behind takes SOLO_CHUNKS chunks at once; whoever arrives meanwhile still
+        # waits for one forward only, as forwards are cut to chunk_tokens (runner.py) and an idle model thread
+        # serves a newcomer before it helps a running group.
+        with self._cond:
+            alone = not self._queue
+        limit = self.chunk_tokens * (SOLO_CHUNKS if alone else 1)
+        chunks = [job.next_chunk(limit) for job in jobs]
         prompts = [p for chunk in chunks for p in chunk]
         self._group.urgency = min(job.urgency for job in jobs)
         started = time.monotonic()

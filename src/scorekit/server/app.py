@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 from pydantic import ValidationError as PydanticValidationError
 
 import scorekit
@@ -21,6 +22,7 @@ from scorekit.server import docs, errors, examples
 from scorekit.server.auth import ApiKeyAuth
 from scorekit.server.body_limit import BodyLimit
 from scorekit.server.deps import require_json
+from scorekit.server.direct import DirectDispatch
 from scorekit.server.metrics import Metrics
 from scorekit.server.route_table import Route, invocation_routes, served_routes
 from scorekit.server.routes_misc import health_router, info_router
@@ -58,6 +60,8 @@ def build_app(llm, config: ServerConfig | None = None) -> FastAPI:
     app.include_router(state.metrics.router())
     docs.install(app, "scorekit")
 
+    api_routes = {r.path: r for r in app.router.routes if isinstance(r, APIRoute)}
+    app.add_middleware(DirectDispatch, state=state, auth=auth, routes=routes, api_routes=api_routes)  # innermost
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)  # before any body is read
     app.add_middleware(state.metrics.middleware)  # outside the limit, so its 413s are counted too
     if config.enable_request_id_headers:

@@ -206,3 +206,12 @@ _HANDLERS = (
 def install(app: FastAPI) -> None:
     for exc_type, handler in _HANDLERS:
         app.add_exception_handler(exc_type, handler)
+
+
+async def respond(request: Request, exc: Exception):
+    """The response `install`'s handlers give, for code that runs outside FastAPI's exception handling (the
+    direct dispatch of server/direct.py): the handler of the first class along the exception's MRO, as
+    Starlette looks it up."""
+    handlers = dict(_HANDLERS)
+    handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+    return await handler(request, exc)
