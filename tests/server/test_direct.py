@@ -3,6 +3,10 @@ same guards, model, handler and error handlers; everything else falls through to
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from scorekit.server.direct import DirectDispatch
 
 API_KEY = "sk-test-123"
@@ -38,3 +42,21 @@ def test_every_table_route_is_dispatched_directly(server):
     app = server.server.config.app
     [direct] = [m for m in app.user_middleware if m.cls is DirectDispatch]
     assert [r.path for r in direct.kwargs["routes"]] == [r.path for r in served_routes(app.state.scorekit.info)]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/score", {"queries": "q", "documents": ["d", "e"]}),
+    ("/tokenize", {"prompt": "hello world"}),
+    ("/pooling", {"input": "hello", "task": "embed"}),
+])
+def test_routes_that_return_models_are_serialised_as_fastapi_would(http, path, body):
+    direct = http.post(path, json=body)
+    # A UTF-16 body: pydantic's JSON parser takes UTF-8 only, so direct dispatch passes it to FastAPI, which
+    # reads UTF-16 JSON too (server/errors.py) — the same request, answered by FastAPI's own serialisation.
+    through_fastapi = http.post(path, content=json.dumps(body).encode("utf-16"),
+                                headers={"Content-Type": "application/json"})
+    assert direct.status_code == 200 and direct.headers["content-type"] == "application/json"
+    assert through_fastapi.status_code == 200
+    drop = {"id", "created"}
+    assert {k: v for k, v in direct.json().items() if k not in drop} == \
+           {k: v for k, v in through_fastapi.json().items() if k not in drop}

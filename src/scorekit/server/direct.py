@@ -16,6 +16,7 @@ request-id middlewares (they see its requests like any other) and inside the bod
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from scorekit.server import errors
@@ -46,6 +47,8 @@ class DirectDispatch:
         request = Request(scope, receive)  # the body is read: its next message is the client's disconnect
         try:
             response = await route(self.state, parsed, request)
+            if not isinstance(response, Response):  # a response model, as FastAPI would serialise it
+                response = JSONResponse(response.model_dump(mode="json"))
         except Exception as exc:  # noqa: BLE001 - answered as the app's exception handlers answer it
             response = await errors.respond(request, exc)
         await response(scope, receive, send)
