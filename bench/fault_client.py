@@ -15,6 +15,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from load_client import read_body
+
 CHUNK = 64 * 1024  # bytes per chunk of a chunked body
 
 
@@ -90,27 +92,10 @@ class Connection:
             if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
                 raise
             raise _NoAnswer(f"{type(exc).__name__}: {exc}") from exc
-        status = int(head[9:12])
-        lowered = head.lower()
-        at = lowered.find(b"\r\ncontent-length:")
-        if at >= 0:
-            payload = await self._reader.readexactly(int(lowered[at + 17:lowered.index(b"\r\n", at + 2)]))
-        elif b"\r\ntransfer-encoding: chunked" in lowered:
-            payload = await self._read_chunked()
-        else:  # no length: the body runs to the end of the connection
-            payload = await self._reader.read()
+        payload, done = await read_body(self._reader, head)
+        if done:
             await self.close()
-        if b"\r\nconnection: close" in lowered:
-            await self.close()
-        return status, payload
-
-    async def _read_chunked(self) -> bytes:
-        chunks = []
-        while True:
-            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            chunks.append((await self._reader.readexactly(size + 2))[:size])  # each chunk ends in CRLF
-            if size == 0:
-                return b"".join(chunks)
+        return int(head[9:12]), payload
 
     async def close(self) -> None:
         if self._writer is not None:

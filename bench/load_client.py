@@ -21,6 +21,26 @@ import orjson
 Post = Callable[[bytes], Awaitable[tuple[int, bytes]]]
 
 
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> tuple[bytes, bool]:
+    """The body that follows a response head, and whether the connection ends after it (no length, or
+    `Connection: close`). Shared with bench/fault_client.py."""
+    lowered = head.lower()
+    at = lowered.find(b"\r\ncontent-length:")
+    if at >= 0:
+        payload = await reader.readexactly(int(lowered[at + 17:lowered.index(b"\r\n", at + 2)]))
+    elif b"\r\ntransfer-encoding: chunked" in lowered:
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunks.append((await reader.readexactly(size + 2))[:size])  # each chunk ends in CRLF
+            if size == 0:
+                break
+        payload = b"".join(chunks)
+    else:  # no length: the body runs to the end of the connection
+        return await reader.read(), True
+    return payload, b"\r\nconnection: close" in lowered
+
+
 class RawConnection:
     """One keep-alive HTTP/1.1 connection that POSTs JSON bodies to one path, one request at a time."""
 
@@ -37,28 +57,10 @@ class RawConnection:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         self._writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
         head = await self._reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        lowered = head.lower()
-        at = lowered.find(b"\r\ncontent-length:")
-        if at >= 0:
-            length = int(lowered[at + 17:lowered.index(b"\r\n", at + 2)])
-            payload = await self._reader.readexactly(length)
-        elif b"transfer-encoding: chunked" in lowered:
-            payload = await self._read_chunked()
-        else:  # no length: the body runs to the end of the connection
-            payload = await self._reader.read()
+        payload, done = await read_body(self._reader, head)
+        if done:
             await self.close()
-        if b"\r\nconnection: close" in lowered:
-            await self.close()
-        return status, payload
-
-    async def _read_chunked(self) -> bytes:
-        chunks = []
-        while True:
-            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            chunks.append((await self._reader.readexactly(size + 2))[:size])  # each chunk ends in CRLF
-            if size == 0:
-                return b"".join(chunks)
+        return int(head[9:12]), payload
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from torch import Tensor
 
 
-class EncoderBackbone(ABC):
-    """A bidirectional encoder (BERT family or any `transformers` encoder)."""
+class Backbone(ABC):
+    """What the engine asks of every backbone."""
 
     @property
     @abstractmethod
@@ -27,6 +27,10 @@ class EncoderBackbone(ABC):
     @abstractmethod
     def vocab_size(self) -> int:
         """Rows of the input embedding: valid token ids are 0..vocab_size-1."""
+
+
+class EncoderBackbone(Backbone):
+    """A bidirectional encoder (BERT family or any `transformers` encoder)."""
 
     @property
     @abstractmethod
@@ -42,18 +46,8 @@ class EncoderBackbone(ABC):
         """Raw logits [B, num_labels] of the checkpoint's classification head."""
 
 
-class DecoderBackbone(ABC):
+class DecoderBackbone(Backbone):
     """A causal language model, with its LM head and/or a sequence-classification `score` head."""
-
-    @property
-    @abstractmethod
-    def packs_padding(self) -> bool:
-        """True when padding never reaches a layer (the engine then prices batches by real tokens)."""
-
-    @property
-    @abstractmethod
-    def vocab_size(self) -> int:
-        """Rows of the input embedding: valid token ids are 0..vocab_size-1."""
 
     @property
     @abstractmethod
