@@ -57,6 +57,12 @@ def test_cohere_embed_types_from_the_engine_path(http, minilm):
     for vector, want in zip(body["embeddings"]["float"], offline):
         assert vector == pytest.approx(want, abs=1e-6)
     assert len(body["embeddings"]["base64"]) == 3 and body["meta"]["billed_units"]["input_tokens"] > 0
+    import base64
+
+    import numpy as np
+
+    for encoded, vector in zip(body["embeddings"]["base64"], body["embeddings"]["float"]):
+        assert np.frombuffer(base64.b64decode(encoded), dtype="<f4").tolist() == pytest.approx(vector, abs=1e-7)
 
 
 def test_batch_normalisation_equals_normalising_each_vector(minilm):

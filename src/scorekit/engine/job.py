@@ -64,6 +64,7 @@ class Job:
         self.step: Step | None = None
         self._order: list[int] = []  # the current step's prompt indices, longest first
         self._position = 0  # how many of `_order` have run
+        self._taken = 0  # where the chunk that `next_chunk` gave ends
         self._outputs: list[torch.Tensor | None] = []
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
@@ -40,11 +39,6 @@ def inputs_of(value: Any) -> list:
     if all(isinstance(v, int) for v in value):
         return [list(value)]  # one prompt given as token ids
     return list(value)
-
-
-def b64(vector: list[float] | list[list[float]]) -> str:
-    """Little-endian float32 bytes, base64 — what the OpenAI SDK decodes with numpy."""
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
 def _truncation(k: int | None, side: str | None = None) -> TruncationParams:
@@ -103,8 +97,8 @@ def _cohere_types(vectors: list[list[float]], types: list[str]) -> dict[str, lis
     for kind in types:
         if kind == "float":
             out["float"] = vectors
-        elif kind == "base64":
-            out["base64"] = [b64(v) for v in vectors]
+        elif kind == "base64":  # float32 little-endian, what Cohere's SDK decodes
+            out["base64"] = [encoding.encode(torch.tensor(v), "base64", "float32", "little") for v in vectors]
         elif kind in ("binary", "ubinary"):
             packed = [np.packbits(np.asarray(v) > 0).astype(np.int16) for v in vectors]
             out[kind] = [(p - 128 if kind == "binary" else p).tolist() for p in packed]
