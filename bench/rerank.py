@@ -58,7 +58,7 @@ def main() -> None:
         "ST CrossEncoder b32": lambda: ce.predict(pairs, batch_size=32),
         "scorekit": lambda: llm.score(query, docs, use_tqdm=False),
     }, rounds=args.rounds)
-    tokens = llm.scorer().score(query, docs).prompt_tokens
+    tokens = llm.engine.submit(llm.scorer().score(query, docs)).result().prompt_tokens
     print_table(f"rerank: 1 query x {len(docs)} docs (30-400 tokens, {tokens} tokens in all), MiniLM cross-encoder",
                 medians, "ST CrossEncoder b32", len(docs), "doc")
     ratio = medians["ST CrossEncoder b32"] / medians["scorekit"]
