@@ -15,7 +15,7 @@ from scorekit.config import EngineConfig
 from scorekit.engine.batching import plan_batches, spread
 from scorekit.engine.cache import OutputCache
 from scorekit.engine.job import Job
-from scorekit.engine.prefix import group_by_prefix
+from scorekit.engine.prefix import PrefixGroup, group_by_prefix
 from scorekit.engine.prompt import Prompt
 from scorekit.engine.scheduler import Scheduler, Stopped
 from scorekit.engine.stats import EngineStats
@@ -24,6 +24,8 @@ from scorekit.models.scoring_model import Batch, ScoringModel
 
 
 def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Batch:
+    """Right-padded token tensors of the rows, and the rows' media. A row may have no token ids at all (an
+    image prompt of a dual-tower model): it is all padding, with length 0."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -37,7 +39,21 @@ def collate(prompts: Sequence[Prompt], pad_id: int, device: torch.device) -> Bat
         if types is not None and prompt.token_type_ids is not None:
             types[row, :n] = torch.tensor(prompt.token_type_ids)
     lengths = mask.sum(1)
-    return Batch(ids.to(device), mask.to(device), types.to(device) if types is not None else None, lengths.to(device))
+    # Each row's media (or None), passed through for the model to concatenate; None when no row has any.
+    media = tuple(p.media for p in prompts) if any(p.media is not None for p in prompts) else None
+    return Batch(ids.to(device), mask.to(device), types.to(device) if types is not None else None, lengths.to(device),
+                 media=media)
+
+
+def prefix_groups(prompts: Sequence[Prompt], min_prefix: int) -> tuple[list[PrefixGroup], list[int]]:
+    """Prompts that share a prefix (engine/prefix.py), and the indices of the rest. Prompts with media never
+    join a group: equal token ids (a processor's image placeholders) with different images must not share K/V."""
+    text_only = [i for i, p in enumerate(prompts) if p.media is None]
+    groups, loners = group_by_prefix([prompts[i].input_ids for i in text_only], min_prefix)
+    for group in groups:
+        group.members = [text_only[m] for m in group.members]
+    rest = sorted([text_only[m] for m in loners] + [i for i, p in enumerate(prompts) if p.media is not None])
+    return groups, rest
 
 
 def default_model_threads(device: torch.device, torch_threads: int, packed: bool) -> int:
@@ -87,7 +103,8 @@ class Runner:
         missing = [i for i, out in enumerate(outputs) if out is None]
         if missing:
             computed = self._compute(task, [distinct[i] for i in missing], should_stop)
-            self.cache.put(task, [distinct[i] for i in missing], computed)
+            # Keyed without media tensors (equal, same hash): a cached vector must not keep its image's pixels.
+            self.cache.put(task, [distinct[i].light() for i in missing], computed)
             for i, out in zip(missing, computed):
                 outputs[i] = out
         return [outputs[s] for s in slots]
@@ -97,7 +114,7 @@ class Runner:
         groups, rest = [], list(range(len(distinct)))
         if (self.config.enable_prefix_caching and task.kind in (TaskKind.CLASSIFY, TaskKind.NEXT_TOKEN)
                 and self.model.supports_prefix):
-            groups, rest = group_by_prefix([p.input_ids for p in distinct], self.config.min_prefix_tokens)
+            groups, rest = prefix_groups(distinct, self.config.min_prefix_tokens)
         for group in groups:
             if should_stop():
                 raise Stopped()
@@ -118,7 +135,7 @@ class Runner:
         threads may run some of the batches (scheduler.fan_out)."""
         if not prompts:
             return
-        lengths = [len(p) for p in prompts]
+        lengths = [p.num_tokens for p in prompts]  # media priced by the encoder positions they cost
         row_bytes = None
         if self.model.activation is not None:
             row_bytes = partial(self.model.activation.row_bytes, prefix=prefix.length if prefix is not None else 0,

@@ -1,4 +1,5 @@
-"""What ScoringModel needs from a backbone: one contract for encoders, one for decoders.
+"""What ScoringModel needs from a backbone: one contract for encoders, one for decoders, one for dual-tower
+(text and image) bi-encoders.
 
 Our own code (models/encoder.py, models/decoder.py) and the `transformers` fallback (models/hf_fallback.py)
 subclass these explicitly, so ScoringModel dispatches on the type instead of probing for methods, and a
@@ -27,6 +28,11 @@ class Backbone(ABC):
     @abstractmethod
     def vocab_size(self) -> int:
         """Rows of the input embedding: valid token ids are 0..vocab_size-1."""
+
+    @property
+    def accepts_media(self) -> bool:
+        """Batches may carry media (engine/media.py) for this backbone; a text-only one refuses them."""
+        return False
 
 
 class EncoderBackbone(Backbone):
@@ -85,3 +91,26 @@ class DecoderBackbone(Backbone):
     @abstractmethod
     def hidden_states_after_prefix(self, prefix, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Hidden states [B, T, H] of continuations of a cached prefix (only when `supports_prefix`)."""
+
+
+class DualEncoderBackbone(Backbone):
+    """A two-tower model (CLIP, SigLIP): a text tower and an image tower that embed into one space, each input
+    on its own. There is no joint encoding of text and image, no classifier and no prefix cache."""
+
+    @property
+    def packs_padding(self) -> bool:
+        return False
+
+    @property
+    def accepts_media(self) -> bool:
+        return True
+
+    @abstractmethod
+    def text_embeds(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The text tower's projected features [B, D] (not normalised), as the model's `get_text_features`."""
+
+    @abstractmethod
+    def image_embeds(self, pixel_inputs: dict[str, Tensor]) -> Tensor:
+        """The image tower's projected features [B, D] (not normalised), as the model's `get_image_features`;
+        `pixel_inputs` are the image processor's outputs for the B images (pixel_values, and e.g. Siglip2's
+        pixel_attention_mask and spatial_shapes)."""

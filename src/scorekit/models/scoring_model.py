@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from scorekit.engine.media import Media, concat_tensors
 from scorekit.models.activation_memory import ActivationMemory
-from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
+from scorekit.models.backbone import DecoderBackbone, DualEncoderBackbone, EncoderBackbone
 from scorekit.models.decoder_heads import DecoderHead
 from scorekit.models.model_info import ModelInfo
 
@@ -24,6 +25,9 @@ class Batch:
     attention_mask: torch.Tensor  # [B, T]
     token_type_ids: torch.Tensor | None
     lengths: torch.Tensor  # [B] real lengths
+    # Per row, the prompt's media (engine/media.py) or None; None for the whole batch when no row has any.
+    # A model concatenates the rows' `Media.tensors` as its processor expects (engine.media.concat_tensors).
+    media: tuple[Media | None, ...] | None = None
 
     @property
     def last_index(self) -> torch.Tensor:
@@ -31,9 +35,11 @@ class Batch:
 
 
 class ScoringModel:
-    """Dispatches on the backbone's contract (models/backbone.py): an encoder or a decoder."""
+    """Dispatches on the backbone's contract (models/backbone.py): an encoder, a decoder, or a dual-tower
+    (text + image) bi-encoder."""
 
-    def __init__(self, info: ModelInfo, backbone: EncoderBackbone | DecoderBackbone, device: torch.device,
+    def __init__(self, info: ModelInfo, backbone: EncoderBackbone | DecoderBackbone | DualEncoderBackbone,
+                 device: torch.device,
                  dtype: torch.dtype, decoder_head: DecoderHead | None = None,
                  projection: torch.nn.Module | None = None, activation: ActivationMemory | None = None):
         if info.is_decoder != isinstance(backbone, DecoderBackbone):
@@ -74,6 +80,10 @@ class ScoringModel:
         return self.backbone
 
     def _hidden(self, batch: Batch, prefix=None) -> torch.Tensor:
+        if batch.media is not None and not self.backbone.accepts_media:
+            raise TypeError(f"{self.info.architecture} is a text-only model: a batch with media reached it")
+        if isinstance(self.backbone, DualEncoderBackbone):
+            raise TypeError(f"{self.info.architecture} is a dual-tower bi-encoder: it computes embeddings only")
         if isinstance(self.backbone, DecoderBackbone):
             if prefix is not None:  # batch rows are continuations of the cached prefix
                 return self.backbone.hidden_states_after_prefix(prefix, batch.input_ids, batch.attention_mask)
@@ -93,11 +103,39 @@ class ScoringModel:
 
     # -- tasks -------------------------------------------------------------------------------------------
     def embed(self, batch: Batch, normalize: bool = False) -> list[torch.Tensor]:
+        if isinstance(self.backbone, DualEncoderBackbone):
+            pooled = self._two_towers(batch)
+            return list(F.normalize(pooled, p=2, dim=-1) if normalize else pooled)
         pooled = self._pool(self._hidden(batch), batch)
         if self.projection is not None:
             pooled = self.projection(pooled)
         pooled = pooled.float()
         return list(F.normalize(pooled, p=2, dim=-1) if normalize else pooled)
+
+    def _two_towers(self, batch: Batch) -> torch.Tensor:
+        """A mixed batch of a dual-tower model: the text tower runs on the rows without media, the image tower
+        on the rows with an image (their processor tensors concatenated), and the features go back in row order."""
+        rows = batch.input_ids.shape[0]
+        media = batch.media or (None,) * rows
+        images = [i for i, m in enumerate(media) if m is not None]
+        texts = [i for i, m in enumerate(media) if m is None]
+        parts: list[tuple[list[int], torch.Tensor]] = []
+        if texts:
+            index = torch.tensor(texts, device=batch.input_ids.device)
+            width = int(batch.lengths[index].max())  # the text rows' own padding, not the batch's
+            parts.append((texts, self.backbone.text_embeds(batch.input_ids[index, :width],
+                                                           batch.attention_mask[index, :width])))
+        if images:
+            wrong = {media[i].kind for i in images} - {"image"}
+            if wrong:
+                raise TypeError(f"{self.info.architecture}: no tower for media of kind {sorted(wrong)}")
+            inputs = {name: t.to(self.device, dtype=self.dtype if t.is_floating_point() else t.dtype)
+                      for name, t in concat_tensors([media[i] for i in images]).items()}
+            parts.append((images, self.backbone.image_embeds(inputs)))
+        out = torch.empty((rows, parts[0][1].shape[-1]), dtype=torch.float32, device=parts[0][1].device)
+        for index, features in parts:
+            out[index] = features.float()
+        return out
 
     def token_embed(self, batch: Batch) -> list[torch.Tensor]:
         hidden = self._hidden(batch)
