@@ -1,0 +1,95 @@
+"""Qwen2-VL, Qwen2.5-VL and Qwen3-VL as decoders that read images: generative scorers, and rerankers through the
+same `classifier_from_token` conversion as text decoders (models/decoder_heads.py reads the label rows of the
+LM head at the last real position; nothing here is specific to scoring).
+
+The `transformers` *ForConditionalGeneration class does the work; this backbone adds what scoring needs:
+- final-normed hidden states for right-padded batches that mix text-only rows and rows with images;
+- M-RoPE position ids computed here, per row over its real tokens (`get_rope_index` with the attention mask),
+  instead of by the model's forward, which caches `rope_deltas` on the module between calls (a state two
+  batches must not share);
+- each image's placeholder expanded to its number of merged patches (`expand_image_pads`), the way the
+  processor does, from the image processor's grid.
+
+No shared-prefix reuse: images sit inside prompts and M-RoPE positions after an image are not the token
+index, so a cached prefix would not be exact (`supports_prefix` is False).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from scorekit.models.hf_fallback import HFDecoderBackbone
+
+QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+# The placeholder a Qwen-VL prompt carries for one image, before expansion (vLLM's placeholder string too).
+IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+@dataclass(frozen=True)
+class QwenVLImage:
+    """One image as the Qwen2-VL image processor prepared it."""
+
+    pixel_values: Tensor  # [patches, C·T·P·P]
+    image_grid_thw: Tensor  # [1, 3]: temporal, height, width in patches
+
+    def tokens(self, merge_size: int) -> int:
+        """Placeholder tokens the image takes in the prompt: its patches after the spatial merge."""
+        return int(self.image_grid_thw.prod()) // merge_size**2
+
+
+def process_images(image_processor, images: Sequence) -> list[QwenVLImage]:
+    """PIL images → one QwenVLImage each (the processor resizes each to a multiple of patch × merge)."""
+    if not images:
+        return []
+    out = image_processor(images=list(images), return_tensors="pt")
+    grids = out["image_grid_thw"]
+    pieces = torch.split(out["pixel_values"], grids.prod(-1).tolist())
+    return [QwenVLImage(p, g.unsqueeze(0)) for p, g in zip(pieces, grids)]
+
+
+def expand_image_pads(token_ids: Sequence[int], pad_id: int, counts: Sequence[int]) -> list[int]:
+    """Each `<|image_pad|>` of a tokenised prompt repeated to its image's token count, images in order.
+    A prompt whose placeholders and images disagree in number is a caller's bug: refused."""
+    found = sum(1 for t in token_ids if t == pad_id)
+    if found != len(counts):
+        raise ValueError(f"the prompt has {found} image placeholders for {len(counts)} images")
+    expanded: list[int] = []
+    images = iter(counts)
+    for token in token_ids:
+        expanded.extend([pad_id] * next(images) if token == pad_id else [token])
+    return expanded
+
+
+class QwenVLBackbone(HFDecoderBackbone):
+    """A Qwen-VL *ForConditionalGeneration as a DecoderBackbone whose `hidden_states` also takes the batch's images
+    (in row order: the model fills image tokens row by row, left to right)."""
+
+    def __init__(self, hf_model):
+        super().__init__(hf_model)
+        config = hf_model.config
+        self.image_token_id = config.image_token_id
+        self.merge_size = config.vision_config.spatial_merge_size
+
+    def hidden_states(self, input_ids: Tensor, attention_mask: Tensor,
+                      images: Sequence[QwenVLImage] = ()) -> Tensor:
+        vlm = self.hf_model.model
+        # Image tokens on real positions only: padding is never an image token, whatever id fills it.
+        mm_token_type_ids = ((input_ids == self.image_token_id) & attention_mask.bool()).int()
+        extra = {}
+        grid = None
+        if images:
+            grid = torch.cat([i.image_grid_thw for i in images]).to(input_ids.device)
+            extra = {"pixel_values": torch.cat([i.pixel_values for i in images]).to(input_ids.device, vlm.visual.dtype),
+                     "image_grid_thw": grid}
+        wanted = sum(i.tokens(self.merge_size) for i in images)
+        if int(mm_token_type_ids.sum()) != wanted:
+            raise ValueError(f"the batch has {int(mm_token_type_ids.sum())} image tokens for images of {wanted}")
+        position_ids, _ = vlm.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw=grid,
+                                             attention_mask=attention_mask)
+        out = vlm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                  mm_token_type_ids=mm_token_type_ids, use_cache=False, **extra)
+        return out.last_hidden_state
