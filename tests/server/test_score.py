@@ -164,7 +164,6 @@ def test_a_negative_top_n_returns_every_document(http):
 
 
 @pytest.mark.parametrize("body, param", [
-    ({"rank_fields": ["title"]}, "rank_fields"),
     ({"mm_processor_kwargs": {"max_pixels": 1000}}, "mm_processor_kwargs"),
 ])
 def test_options_we_cannot_honour_are_refused(http, body, param):

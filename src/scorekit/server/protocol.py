@@ -88,9 +88,10 @@ class MultiModalInput(Request):
 
 
 class CohereDocument(Request):
-    """A Cohere v1 document object `{"text": ...}`: scored as its text."""
+    """A Cohere v1 document object: scored as its `text`, or as the fields `rank_fields` names
+    (server/rank_fields.py); every field is kept, to be echoed back as sent."""
 
-    text: str  # checked by the field that holds it (SURROGATE_FREE)
+    text: Optional[str] = None  # checked by the field that holds it (SURROGATE_FREE)
 
 
 ScoreInput = Union[str, MultiModalInput]

@@ -16,6 +16,7 @@ from scorekit.scoring.chunking import ChunkParams
 from scorekit.scoring.scorer import ScoreParams, rank
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server.deps import base_request_id
+from scorekit.server.rank_fields import ranked_text
 from scorekit.server.protocol import (
     CohereApiVersion,
     CohereBilledUnits,
@@ -42,13 +43,18 @@ log = logging.getLogger("scorekit.server")
 
 def _plain(item: Any) -> Any:
     """Request models → the plain values the Scorer takes (str, or {"content": [...]})."""
-    if isinstance(item, CohereDocument):
-        return item.text
     if isinstance(item, MultiModalInput):
         return item.model_dump()
     if isinstance(item, list):
         return [_plain(i) for i in item]
     return item
+
+
+def _document(document: Any, rank_fields: list[str] | None, index: int) -> Any:
+    """A rerank document → what the Scorer takes: an object is scored as the text of its ranked fields."""
+    if isinstance(document, CohereDocument):
+        return ranked_text(document.model_dump(exclude_unset=True), rank_fields, index)
+    return _plain(document)
 
 
 def _count(side: Any) -> int:
@@ -100,22 +106,22 @@ def _chunk_fields(result, index: int) -> dict[str, Any]:
 
 
 def _echo(document: Any) -> RerankDocument:
+    """vLLM's {text, multi_modal}; a Cohere document object comes back with exactly the fields it was sent with
+    (plus vLLM's `multi_modal: null`). `_rerank_json` writes the fields set here and no others."""
     if isinstance(document, MultiModalInput):
         return RerankDocument(text=None, multi_modal=document.content)
-    if isinstance(document, CohereDocument):
-        return RerankDocument(text=document.text)
-    return RerankDocument(text=document)
+    if isinstance(document, CohereDocument):  # unvalidated: the fields are the client's, any JSON they sent
+        return RerankDocument.model_construct(**{"multi_modal": None, **document.model_dump(exclude_unset=True)})
+    return RerankDocument(text=document, multi_modal=None)
 
 
 async def do_rerank(state: ServerState, req: RerankRequest, request: Request, api_version: str = "1") -> RerankResponse:
     state.check_model(req.model)
     documents = req.documents if isinstance(req.documents, list) else [req.documents]
-    if req.rank_fields:
-        raise ValidationError("rank_fields: structured documents are not supported; send each document as text "
-                              "(or as {\"text\": ...}).", param="rank_fields")
     params = score_params(state, req)
     state.check_inputs(len(documents), "documents")
-    result = await state.run(state.scorer().score(_plain(req.query), _plain(documents), params), request)
+    texts = [_document(d, req.rank_fields, i) for i, d in enumerate(documents)]
+    result = await state.run(state.scorer().score(_plain(req.query), texts, params), request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
@@ -153,7 +159,9 @@ def _rerank_json(response: RerankResponse):
     """`document` is omitted (not null) when not returned: strict Cohere clients choke on null documents."""
     data = response.model_dump()
     data["meta"] = response.meta.model_dump(exclude_none=True)
-    for result in data["results"]:
-        if result["document"] is None:
+    for result, model in zip(data["results"], response.results):
+        if model.document is None:
             del result["document"]
+        else:
+            result["document"] = model.document.model_dump(exclude_unset=True)
     return JSONResponse(data)
