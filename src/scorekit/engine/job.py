@@ -35,7 +35,17 @@ class Step:
     prompts: Sequence[Prompt]
 
 
-Plan = Generator[Step, list[torch.Tensor], Any]
+class StepOutputs(list):
+    """A step's outputs in prompt order (a list, as plans index and slice it), and `cached_tokens`: per prompt,
+    how many of its tokens the engine did not compute for it (engine/runner.py says when; vLLM's
+    `num_cached_tokens`)."""
+
+    def __init__(self, outputs: Sequence[torch.Tensor], cached_tokens: Sequence[int]):
+        super().__init__(outputs)
+        self.cached_tokens = list(cached_tokens)
+
+
+Plan = Generator[Step, StepOutputs, Any]
 
 
 def one_step(task: Task, prompts: Sequence[Prompt]) -> Plan:
@@ -66,6 +76,7 @@ class Job:
         self._position = 0  # how many of `_order` have run
         self._taken = 0  # where the chunk that `next_chunk` gave ends
         self._outputs: list[torch.Tensor | None] = []
+        self._cached: list[int] = []
 
     @classmethod
     def of(cls, task: Task, prompts: Sequence[Prompt], priority: int = 0, **kwargs) -> "Job":
@@ -118,16 +129,21 @@ class Job:
         self._taken = end
         return [prompts[i] for i in self._order[self._position:end]]
 
-    def deliver(self, outputs: list[torch.Tensor]) -> bool:
-        """The outputs of the chunk `next_chunk` gave; True while the job has more to run."""
-        for index, value in zip(self._order[self._position:self._taken], outputs):
+    def deliver(self, outputs: list[torch.Tensor], cached_tokens: Sequence[int] | None = None) -> bool:
+        """The outputs of the chunk `next_chunk` gave (and per prompt its cached tokens, when the executor counts
+        them); True while the job has more to run."""
+        chunk = self._order[self._position:self._taken]
+        for index, value in zip(chunk, outputs):
             self._outputs[index] = value
+        for index, count in zip(chunk, cached_tokens or ()):
+            self._cached[index] = count
         if self.on_progress is not None:
             self.on_progress(self._taken - self._position)
         self._position = self._taken
         if self._position < len(self._order):
             return self._still_wanted()
-        outputs, self._outputs = self._outputs, []
+        outputs = StepOutputs(self._outputs, self._cached)
+        self._outputs, self._cached = [], []
         return self._advance(outputs)
 
     def fail(self, exc: BaseException) -> None:
@@ -145,14 +161,14 @@ class Job:
     def _still_wanted(self) -> bool:
         return not self.stop_if_cancelled()
 
-    def _advance(self, outputs: list[torch.Tensor] | None, first: bool = False) -> bool:
+    def _advance(self, outputs: StepOutputs | None, first: bool = False) -> bool:
         """Send a step's outputs to the plan and take its next step; False when the plan finished or failed."""
         if not self._still_wanted():
             return False
         try:
             step = next(self._plan) if first else self._plan.send(outputs)
             while not step.prompts:  # an empty step needs no model: answer it at once
-                step = self._plan.send([])
+                step = self._plan.send(StepOutputs([], []))
         except StopIteration as done:
             self.future.set_result(done.value)
             return False
@@ -163,4 +179,5 @@ class Job:
         self._order = sorted(range(len(step.prompts)), key=lambda i: -len(step.prompts[i]))
         self._position = 0
         self._outputs = [None] * len(step.prompts)
+        self._cached = [0] * len(step.prompts)
         return True

@@ -14,7 +14,7 @@ import torch
 from scorekit.config import EngineConfig
 from scorekit.engine.batching import plan_batches, spread
 from scorekit.engine.cache import OutputCache
-from scorekit.engine.job import Job
+from scorekit.engine.job import Job, StepOutputs
 from scorekit.engine.prefix import PrefixGroup, group_by_prefix
 from scorekit.engine.prompt import Prompt
 from scorekit.engine.scheduler import Scheduler, Stopped
@@ -88,29 +88,41 @@ class Runner:
         """The one door into the engine: queue a job, never wait for it (QueueFull when the queue is full)."""
         return self.scheduler.submit(job)
 
-    def _execute(self, task: Task, prompts: list[Prompt], should_stop: Callable[[], bool]) -> list[torch.Tensor]:
+    def _execute(self, task: Task, prompts: list[Prompt], should_stop: Callable[[], bool]) -> StepOutputs:
         """On a model thread: run each distinct prompt once, in length-sorted token-budget batches; decoder
         prompts that share a prefix (template + query) compute it once. Before each batch, `should_stop()`
-        (every caller of the group has gone) ends the group with Stopped."""
+        (every caller of the group has gone) ends the group with Stopped.
+
+        Per prompt, the tokens not computed for it (vLLM's num_cached_tokens): all of them for an output-cache
+        hit and for a repeat of an earlier prompt of this group, the shared prefix for each member of a prefix
+        group after its first (whose forward the prefix is counted to), none otherwise."""
         unique: dict[Prompt, int] = {}
         slots = [unique.setdefault(p, len(unique)) for p in prompts]  # identical prompts run once
         distinct = list(unique)
         self.stats.add(sequences=len(prompts), deduplicated=len(prompts) - len(distinct))
         if not self.cache.enabled:
-            outputs = self._compute(task, distinct, should_stop)
-            return [outputs[s] for s in slots]
-        outputs = self.cache.get(task, distinct)  # what earlier requests computed for the same prompts
-        missing = [i for i, out in enumerate(outputs) if out is None]
-        if missing:
-            computed = self._compute(task, [distinct[i] for i in missing], should_stop)
-            # Keyed without media tensors (equal, same hash): a cached vector must not keep its image's pixels.
-            self.cache.put(task, [distinct[i].light() for i in missing], computed)
-            for i, out in zip(missing, computed):
-                outputs[i] = out
-        return [outputs[s] for s in slots]
+            outputs, saved = self._compute(task, distinct, should_stop)
+        else:
+            outputs = self.cache.get(task, distinct)  # what earlier requests computed for the same prompts
+            saved = [len(p) if out is not None else 0 for p, out in zip(distinct, outputs)]
+            missing = [i for i, out in enumerate(outputs) if out is None]
+            if missing:
+                computed, computed_saved = self._compute(task, [distinct[i] for i in missing], should_stop)
+                # Keyed without media tensors (equal, same hash): a cached vector must not keep its image's pixels.
+                self.cache.put(task, [distinct[i].light() for i in missing], computed)
+                for i, out, n in zip(missing, computed, computed_saved):
+                    outputs[i], saved[i] = out, n
+        cached, seen = [], set()
+        for s in slots:  # the first copy of a prompt ran (or was cached); its repeats reuse its output whole
+            cached.append(len(distinct[s]) if s in seen else saved[s])
+            seen.add(s)
+        return StepOutputs([outputs[s] for s in slots], cached)
 
-    def _compute(self, task: Task, distinct: list[Prompt], should_stop: Callable[[], bool]) -> list[torch.Tensor]:
+    def _compute(self, task: Task, distinct: list[Prompt],
+                 should_stop: Callable[[], bool]) -> tuple[list[torch.Tensor], list[int]]:
+        """The outputs of distinct prompts, and per prompt the tokens a shared prefix spared it."""
         outputs: list[torch.Tensor | None] = [None] * len(distinct)
+        saved = [0] * len(distinct)
         groups, rest = [], list(range(len(distinct)))
         if (self.config.enable_prefix_caching and task.kind in (TaskKind.CLASSIFY, TaskKind.NEXT_TOKEN)
                 and self.model.supports_prefix):
@@ -125,10 +137,12 @@ class Runner:
                 for row, value in zip(rows, out):
                     outputs[group.members[row]] = value
             self.stats.add(prefix_hit_tokens=group.prefix_len * (len(group.members) - 1))
+            for member in group.members[1:]:
+                saved[member] = group.prefix_len
         for rows, out in self._batches(task, [distinct[i] for i in rest], should_stop):
             for row, value in zip(rows, out):
                 outputs[rest[row]] = value
-        return outputs
+        return outputs, saved
 
     def _batches(self, task: Task, prompts: list[Prompt], should_stop: Callable[[], bool], prefix=None):
         """Yield (row indices into `prompts`, outputs) batch by batch, in the order they finish: idle model

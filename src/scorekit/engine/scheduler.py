@@ -286,10 +286,12 @@ class Scheduler:
         self._group.served = len(jobs)
         self._group.gather_until = finished + min(self.max_gather_seconds, self.gather_fraction * (finished - started))
         more, start = [], 0
+        cached = getattr(outputs, "cached_tokens", None)  # the Runner counts them; a bare executor may not
         for job, chunk in zip(jobs, chunks):
-            if job.deliver(outputs[start:start + len(chunk)]):
+            end = start + len(chunk)
+            if job.deliver(outputs[start:end], cached[start:end] if cached is not None else None):
                 more.append(job)
-            start += len(chunk)
+            start = end
         self._requeue(more, behind=True)
 
 
