@@ -38,11 +38,14 @@ class PoolingOutput:
 
 @dataclass
 class RequestOutput:
-    """vLLM's PoolingRequestOutput: `outputs` holds the result, `prompt_token_ids` the prompt that was run."""
+    """vLLM's PoolingRequestOutput: `outputs` holds the result, `prompt_token_ids` the prompt that was run, and
+    `num_cached_tokens` how many of its tokens the engine did not compute for it (docs/fields.md, "Offline
+    outputs": the output cache, a repeat of a prompt run beside it, a shared prefix). Fields in vLLM's order."""
 
     request_id: str
     outputs: Any
     prompt_token_ids: list[int] = field(default_factory=list)
+    num_cached_tokens: int = 0
     finished: bool = True
 
 
