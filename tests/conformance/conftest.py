@@ -31,3 +31,25 @@ def tiny_cross_encoder(tmp_path_factory, minilm_dir):
 
     return save_bert(tmp_path_factory.mktemp("tiny-cross-encoder"), BertForSequenceClassification, minilm_dir,
                      seed=11, num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_classifier(tmp_path_factory, smollm2_path):
+    """A LlamaForSequenceClassification with two labels named as vLLM's classify model (Qwen2.5-1.5B-apeach)
+    names them, with SmolLM2's real tokenizer and chat template."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from scorekit.models.loader import load_tokenizer
+    from scorekit.models.resolve import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-llama-classifier")
+    tokenizer = load_tokenizer(resolve_model(str(smollm2_path)))
+    torch.manual_seed(5)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, num_labels=2, initializer_range=0.2,
+                         id2label={0: "Default", 1: "Spoiled"}, label2id={"Default": 0, "Spoiled": 1})
+    LlamaForSequenceClassification(config).eval().save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

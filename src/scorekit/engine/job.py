@@ -23,6 +23,7 @@ import torch
 
 from scorekit.engine.prompt import Prompt
 from scorekit.engine.task import Task
+from scorekit.errors import ValidationError
 
 
 class JobCancelled(Exception):
@@ -169,6 +170,8 @@ class Job:
             step = next(self._plan) if first else self._plan.send(outputs)
             while not step.prompts:  # an empty step needs no model: answer it at once
                 step = self._plan.send(StepOutputs([], []))
+            if any(len(p) == 0 and p.media is None for p in step.prompts):  # nothing for the model to read
+                raise ValidationError("The decoder prompt cannot be empty", param="input")
         except StopIteration as done:
             self.future.set_result(done.value)
             return False

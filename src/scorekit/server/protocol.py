@@ -262,10 +262,20 @@ class CohereEmbedRequest(Request):
 
 class ClassificationRequest(Request):
     model: Optional[Text] = None
-    input: TextOrTokens
+    input: Optional[TextOrTokens] = None
+    messages: Optional[list[JsonObject]] = None  # vLLM's chat form: refused by name (server/routes_embed.py)
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
+    truncation_side: Optional[Literal["left", "right"]] = None
+    add_special_tokens: bool = True  # text inputs only, as vLLM
     request_id: Optional[Text] = None
+    priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _input_or_messages(self):
+        if (self.input is None) == (self.messages is None):
+            raise ValueError("give exactly one of `input` or `messages`")
+        return self
 
 
 class PoolingRequest(Request):

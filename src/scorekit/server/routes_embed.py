@@ -133,10 +133,14 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
 
 async def do_classify(state: ServerState, req: ClassificationRequest, request: Request) -> ClassificationResponse:
     state.check_model(req.model)
+    if req.messages is not None:
+        raise ValidationError("messages: chat input is not accepted on /classify; render the conversation and send "
+                              "it as `input` (text or token ids).", param="messages")
     texts = inputs_of(req.input)
     state.check_inputs(len(texts), "input")
-    done = await state.run(state.scorer().classify(texts, _truncation(req.truncate_prompt_tokens),
-                                                   req.use_activation), request)
+    done = await state.run(state.scorer().classify(texts, _truncation(req.truncate_prompt_tokens, req.truncation_side),
+                                                   req.use_activation, priority=state.priority(req.priority),
+                                                   add_special_tokens=req.add_special_tokens), request)
     probs, tokens = [p.float().tolist() for p in done.outputs], done.prompt_tokens
     id2label = getattr(state.llm.loaded.config, "id2label", None) or {}
     state.count_tokens("classify", tokens)
@@ -177,8 +181,9 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request):
     if task == "plugin":
         raise ValidationError("Unsupported task: 'plugin'. No IOProcessor plugin installed.", param="task")
     if task == "token_classify" and "classify" in supported:
-        raise ValidationError("Unsupported task: 'token_classify': this model classifies whole sequences "
-                              "(task classify); scorekit serves no per-token classifier.", param="task")
+        raise ValidationError("Try switching the model's pooling_task via --task: this model classifies whole "
+                              "sequences (task 'classify'); 'token_classify' (a label per token) is not served for "
+                              "it.", param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
     inputs = inputs_of(req.input)
