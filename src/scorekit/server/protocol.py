@@ -299,14 +299,22 @@ class TokenizeRequest(Request):
     model: Optional[Text] = None
     prompt: Optional[Text] = None
     messages: Optional[list[JsonObject]] = None
-    add_special_tokens: Optional[bool] = None
-    add_generation_prompt: bool = True
+    add_special_tokens: Optional[bool] = None  # default: true for `prompt`, false for `messages` (as vLLM)
+    add_generation_prompt: bool = True  # `messages` only (vLLM's default is true here)
+    continue_final_message: bool = False  # `messages` only
+    chat_template_kwargs: Optional[JsonObject] = None  # `messages` only
+    tools: Optional[list[JsonObject]] = None  # `messages` only: passed to the chat template, as vLLM
     return_token_strs: bool = False
 
     @model_validator(mode="after")
     def _prompt_or_messages(self):
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of `prompt` or `messages`")
+        if self.messages is not None and self.add_generation_prompt and self.continue_final_message:
+            raise ValueError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+        if self.prompt is not None and (self.continue_final_message or self.chat_template_kwargs or self.tools):
+            raise ValueError("continue_final_message, chat_template_kwargs and tools go with `messages`, not "
+                             "`prompt`")
         return self
 
 

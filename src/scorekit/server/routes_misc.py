@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 import scorekit
 from scorekit.errors import ValidationError
 from scorekit.engine.job import Job, no_step
+from scorekit.scoring.chat import chat_token_ids
 from scorekit.server.protocol import (
     DetokenizeRequest,
     DetokenizeResponse,
@@ -25,8 +26,13 @@ def _tokenize(state: ServerState, req: TokenizeRequest) -> tuple[list[int], list
         if not getattr(tok, "chat_template", None):
             raise ValidationError("This model's tokenizer has no chat template: send `prompt` instead of `messages`.",
                                   param="messages")
-        ids = tok.apply_chat_template(req.messages, tokenize=True, add_generation_prompt=req.add_generation_prompt)
-        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        kwargs = dict(req.chat_template_kwargs or {})
+        if req.tools is not None:
+            kwargs["tools"] = req.tools  # apply_chat_template's own `tools` argument
+        with state.scorer().builder.lock:  # the tokenizer is shared by every model thread
+            ids = chat_token_ids(tok, req.messages, add_generation_prompt=req.add_generation_prompt,
+                                 continue_final_message=req.continue_final_message,
+                                 add_special_tokens=bool(req.add_special_tokens), chat_template_kwargs=kwargs)
     else:
         add = True if req.add_special_tokens is None else req.add_special_tokens
         ids = list(state.scorer().builder.tokenize(req.prompt, add_special_tokens=add)["input_ids"])
