@@ -110,6 +110,25 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(main thread, all other threads) utime + stime of one process. In `scorekit serve` the main thread runs
+    the event loop (HTTP, validation, routing, JSON) and the others are the model threads (tokenising, forwards):
+    the split says on which side a change in CPU per request lies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
 @dataclass
 class Server:
     name: str
@@ -263,9 +282,10 @@ def engine_counters(server: Server) -> tuple[float, float] | None:
 def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: float, max_seconds: float,
               client: str) -> dict:
     counters0 = engine_counters(server)
-    cpu0 = cpu_seconds(server.proc.pid)
+    cpu0, split0 = cpu_seconds(server.proc.pid), thread_cpu_seconds(server.proc.pid)
     result = run_client(server.base + server.route, texts, concurrency, max_seconds, client)
     server_cpu = cpu_seconds(server.proc.pid) - cpu0
+    split = [b - a for a, b in zip(split0, thread_cpu_seconds(server.proc.pid))]
     counters1 = engine_counters(server)
     lat = sorted(result["latencies"])
     done, wall = len(lat), result["wall"]
@@ -277,6 +297,10 @@ def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: 
            # CPU per request is steadier than req/s when other processes take cores from the run.
            "server_cpu_ms_per_req": 1000 * server_cpu / max(done, 1),
            "client_cpu_ms_per_req": 1000 * result["client_cpu"] / max(done, 1),
+           # The server's CPU per request split: its main thread (for scorekit, the event loop) and the rest.
+           "main_thread_cpu_ms_per_req": 1000 * split[0] / max(done, 1),
+           "other_threads_cpu_ms_per_req": 1000 * split[1] / max(done, 1),
+           "load_average_1min_after": os.getloadavg()[0],
            # Rows per forward: how well single-text requests were batched together.
            "rows_per_forward": ((counters1[1] - counters0[1]) / max(counters1[0] - counters0[0], 1)
                                 if counters0 and counters1 else None)}
@@ -305,13 +329,14 @@ def busy_cores(seconds: float = 2.0) -> float:
 def print_rows(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
     print(f"{'conc':>5s} {'requests':>9s} {'seconds':>8s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
-          f"{'vs in-proc':>10s} {'server cpu':>10s} {'client cpu':>10s} {'cpu ms/req':>10s} {'rows/fwd':>8s}")
+          f"{'vs in-proc':>10s} {'server cpu':>10s} {'client cpu':>10s} {'cpu ms/req':>10s} {'loop ms':>8s} "
+          f"{'rows/fwd':>8s}")
     for r in rows:
         requests = f"{r['requests']}" + (f"+{r['failed']}!" if r["failed"] else "") + ("*" if r["timed_out"] else "")
         rows_fwd = f"{r['rows_per_forward']:8.2f}" if r.get("rows_per_forward") else f"{'-':>8s}"
         print(f"{r['concurrency']:5d} {requests:>9s} {r['seconds']:8.2f} {r['req_per_s']:8.1f} {r['p50_ms']:8.1f} "
               f"{r['p99_ms']:8.1f} {r['vs_in_process']:9.2f}x {r['server_cpu_pct']:9.0f}% {r['client_cpu_pct']:9.0f}% "
-              f"{r['server_cpu_ms_per_req']:10.2f} {rows_fwd}")
+              f"{r['server_cpu_ms_per_req']:10.2f} {r['main_thread_cpu_ms_per_req']:8.2f} {rows_fwd}")
 
 
 def row_at(result: dict | None, concurrency: int) -> dict | None:
@@ -346,6 +371,7 @@ def main() -> None:
     from scorekit.models.packaged import default_model_dir
 
     busy_before = busy_cores()
+    load_before = os.getloadavg()[0]  # the machine is shared: the record says how busy it was
     if busy_before > 0.25:
         print(f"WARNING: other processes keep {busy_before:.2f} of {os.cpu_count()} cores busy: they take CPU from "
               f"this benchmark, expect low and noisy numbers.", flush=True)
@@ -423,6 +449,7 @@ def main() -> None:
     del llm
     gc.collect()
     busy_after = busy_cores()
+    load_after = os.getloadavg()[0]
     for name, result in results.items():
         if result is not None:
             result["rows"] = rows[name]
@@ -438,7 +465,8 @@ def main() -> None:
           f"(rounds: {', '.join(f'{t:.2f}' for t in offline_times)} s, the last one after the loads), "
           f"{offline_cpu_ms:.2f} CPU ms per text")
     print("cpu columns: % of one core over the run; the client process competes with the server for the same "
-          "cores; cpu ms/req: the server's CPU per request")
+          "cores; cpu ms/req: the server's CPU per request; loop ms: the part of it on the server's main thread "
+          "(scorekit's event loop; the rest is the model threads)")
     labels = [("scorekit", "scorekit serve  POST /v1/embeddings")]
     if baseline_name:
         labels.append((baseline_name, f"{baseline_name} serve (the baseline revision)  POST /v1/embeddings"))
@@ -487,6 +515,7 @@ def main() -> None:
     record("serve_load", {
         "requests": len(texts), "concurrency": args.concurrency, "client": args.client, "torch_threads": threads, "cpu_count": os.cpu_count(),
         "other_busy_cores_before_after": [busy_before, busy_after],
+        "load_average_1min_before_after": [load_before, load_after],
         "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds_s": offline_times,
                        "cpu_ms_per_text": offline_cpu_ms},
         "scorekit": results["scorekit"], "infinity": results["infinity"], "infinity_status": infinity_status,
