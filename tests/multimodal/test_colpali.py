@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scorekit.engine.prompt import Prompt
+from scorekit.engine.runner import collate
 from scorekit.models.vision.colpali import ColVisionBackbone, ColVisionInputs
 from scorekit.scoring import maths
 
@@ -41,19 +43,13 @@ def _manual_maxsim(q: torch.Tensor, d: torch.Tensor) -> float:
 
 
 def _run(backbone, prompts):
-    """scorekit's backbone on right-padded rows, as the engine batches them: ColVisionPrompts → [T, dim] each."""
-    width = max(len(p.input_ids) for p in prompts)
-    input_ids = torch.zeros(len(prompts), width, dtype=torch.long)
-    mask, types = torch.zeros_like(input_ids), torch.zeros_like(input_ids)
-    for row, p in enumerate(prompts):
-        n = len(p.input_ids)
-        input_ids[row, :n], mask[row, :n] = torch.tensor(p.input_ids), 1
-        if p.token_type_ids is not None:
-            types[row, :n] = torch.tensor(p.token_type_ids)
-    typed = prompts[0].token_type_ids is not None
-    images = [p.image for p in prompts if p.image is not None]
+    """scorekit's backbone on the engine's batch of these prompts (engine collate: right padding, each row's media):
+    ColVisionPrompts → [T, dim] each."""
+    engine_prompts = [Prompt(tuple(p.input_ids), tuple(p.token_type_ids) if p.token_type_ids else None,
+                             p.media(f"image-{i}")) for i, p in enumerate(prompts)]
+    batch = collate(engine_prompts, pad_id=0, device=torch.device("cpu"))
     with torch.no_grad():
-        out = backbone.hidden_states(input_ids, mask, types if typed else None, images=images)
+        out = backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids, media=batch.media)
     return [out[row, : len(p.input_ids)] for row, p in enumerate(prompts)]
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scorekit.engine.prompt import Prompt
+from scorekit.engine.runner import collate
 from scorekit.models.decoder_heads import LabelTokenHead
 from scorekit.models.model_info import Conversion
-from scorekit.models.vision.qwen_vl import IMAGE_PLACEHOLDER, QwenVLBackbone, expand_image_pads, process_images
+from scorekit.models.vision.qwen_vl import (IMAGE_PLACEHOLDER, QwenVLBackbone, expand_image_pads, process_images,
+                                           prompt_media)
 from tests.multimodal.vl_models import random_image, tiny_qwen_vl
 
 TOL = 1e-5
@@ -59,16 +62,14 @@ def _reference_last_logits(tiny, ids, images) -> torch.Tensor:
 
 
 def _last_hidden(backbone, rows) -> torch.Tensor:
-    """scorekit: the rows right-padded into one batch, as the engine collates them; hidden state at each last."""
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), 0, dtype=torch.long)  # pad id 0 on purpose: any id may pad
-    mask = torch.zeros_like(input_ids)
-    for row, (ids, _) in enumerate(rows):
-        input_ids[row, : len(ids)], mask[row, : len(ids)] = torch.tensor(ids), 1
-    images = [image for _, row_images in rows for image in row_images]
+    """scorekit: the rows as engine prompts with media, collated by the engine (right padding, pad id 0: any id
+    may pad), through the backbone; the hidden state at each row's last real position."""
+    prompts = [Prompt(tuple(ids), media=prompt_media(images, [f"{i}-{k}" for k in range(len(images))]))
+               for i, (ids, images) in enumerate(rows)]
+    batch = collate(prompts, pad_id=0, device=torch.device("cpu"))
     with torch.no_grad():
-        hidden = backbone.hidden_states(input_ids, mask, images=images)
-    return hidden[torch.arange(len(rows)), mask.sum(1) - 1]
+        hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask, media=batch.media)
+    return hidden[torch.arange(len(rows)), batch.last_index]
 
 
 def _labels(tiny) -> list[int]:

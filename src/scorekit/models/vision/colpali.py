@@ -11,8 +11,8 @@ Inputs are made the way the model was trained, by its processor (`ColPaliProcess
 - one image through `process_images`: the image tokens and the processor's fixed visual prompt.
 An input with both text and an image, or with several images, has no such form and is refused by name.
 
-The engine sees token ids plus per-prompt image tensors (`ColVisionImage`); `collate_images` joins those of a
-batch's rows in row order, which is the order the model consumes image tokens in.
+The engine sees token ids plus per-prompt media (engine/media.py: the image's processor tensors, keyed by its
+digest); `collate_images` joins those of a batch's rows in row order, the order the model consumes images in.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from scorekit.engine.media import Media
 from scorekit.errors import ValidationError
 from scorekit.models.backbone import EncoderBackbone
 from scorekit.scoring.truncation import too_long_error
@@ -31,33 +32,31 @@ COLVISION_ARCHITECTURES = ("ColPaliForRetrieval", "ColQwen2ForRetrieval")
 
 
 @dataclass(frozen=True)
-class ColVisionImage:
-    """One image as the processor prepared it: ColPali `pixel_values` [1, 3, H, W]; ColQwen2 `pixel_values`
-    [patches, C·T·P·P] (unpadded) and `image_grid_thw` [1, 3]."""
-
-    pixel_values: Tensor
-    image_grid_thw: Tensor | None = None
-
-
-@dataclass(frozen=True)
 class ColVisionPrompt:
     input_ids: list[int]
     token_type_ids: list[int] | None  # ColPali's processor gives them (all 0: PaliGemma's prefix); ColQwen2's none
-    image: ColVisionImage | None = None
+    # The image's processor tensors: ColPali `pixel_values` [1, 3, H, W]; ColQwen2 `pixel_values`
+    # [patches, C·T·P·P] (unpadded) and `image_grid_thw` [1, 3].
+    image: dict[str, Tensor] | None = None
+
+    def media(self, digest: str) -> Media | None:
+        """The engine's Media for the image: keyed by its bytes' digest; its tokens are among the prompt's ids."""
+        return None if self.image is None else Media(("colvision-image", digest), self.image, extra_tokens=0)
 
 
-def collate_images(images: Sequence[ColVisionImage], device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+def collate_images(media: Sequence[Media | None] | None, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
     """Model inputs for a batch's images, in row order. ColQwen2's forward takes one padded row of patches per
     image, with `image_grid_thw` saying how many of them are real; ColPali's takes the images stacked."""
+    images = [m.tensors for m in (media or ()) if m is not None]
     if not images:
         return {}
-    if images[0].image_grid_thw is None:
-        return {"pixel_values": torch.cat([i.pixel_values for i in images]).to(device, dtype)}
-    longest = max(i.pixel_values.shape[0] for i in images)
-    padded = torch.zeros(len(images), longest, images[0].pixel_values.shape[1], dtype=dtype)
+    if "image_grid_thw" not in images[0]:
+        return {"pixel_values": torch.cat([i["pixel_values"] for i in images]).to(device, dtype)}
+    longest = max(i["pixel_values"].shape[0] for i in images)
+    padded = torch.zeros(len(images), longest, images[0]["pixel_values"].shape[1], dtype=dtype)
     for row, image in enumerate(images):
-        padded[row, : image.pixel_values.shape[0]] = image.pixel_values
-    grid = torch.cat([i.image_grid_thw for i in images])
+        padded[row, : image["pixel_values"].shape[0]] = image["pixel_values"]
+    grid = torch.cat([i["image_grid_thw"] for i in images])
     return {"pixel_values": padded.to(device), "image_grid_thw": grid.to(device)}
 
 
@@ -67,6 +66,7 @@ class ColVisionBackbone(torch.nn.Module, EncoderBackbone):
 
     packs_padding = False  # transformers runs every padded position through every layer
     has_classifier = False
+    accepts_media = True
 
     def __init__(self, hf_model):
         super().__init__()
@@ -78,9 +78,9 @@ class ColVisionBackbone(torch.nn.Module, EncoderBackbone):
         return self.hf_model.vlm.get_input_embeddings().num_embeddings
 
     def hidden_states(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
-                      images: Sequence[ColVisionImage] = ()) -> Tensor:
+                      media: Sequence[Media | None] | None = None) -> Tensor:
         weight = self.hf_model.embedding_proj_layer.weight
-        extra = collate_images(images, weight.device, weight.dtype)
+        extra = collate_images(media, weight.device, weight.dtype)
         if token_type_ids is not None:
             # ColPali's processor marks the whole prompt as PaliGemma's prefix (token type 0): attention over it is
             # bidirectional. Without them transformers' PaliGemma is bidirectional under SDPA only when the batch
@@ -125,9 +125,10 @@ class ColVisionInputs:
         if self.qwen:
             grid = batch["image_grid_thw"]
             patches = int(grid[0, 1] * grid[0, 2])  # ColQwen2's processor pads patches per image; one image: none
-            return ColVisionPrompt(row.input_ids, row.token_type_ids,
-                                   ColVisionImage(batch["pixel_values"][0, :patches], grid))
-        return ColVisionPrompt(row.input_ids, row.token_type_ids, ColVisionImage(batch["pixel_values"]))
+            image = {"pixel_values": batch["pixel_values"][0, :patches], "image_grid_thw": grid}
+        else:
+            image = {"pixel_values": batch["pixel_values"]}
+        return ColVisionPrompt(row.input_ids, row.token_type_ids, image)
 
     @staticmethod
     def check_parts(texts: Sequence[str], images: Sequence, where: str) -> None:

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from scorekit.engine.media import Media, concat_tensors
 from scorekit.models.hf_fallback import HFDecoderBackbone
 
 QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -51,6 +52,17 @@ def process_images(image_processor, images: Sequence) -> list[QwenVLImage]:
     return [QwenVLImage(p, g.unsqueeze(0)) for p, g in zip(pieces, grids)]
 
 
+def prompt_media(images: Sequence[QwenVLImage], digests: Sequence[str]) -> Media | None:
+    """The engine's Media of one prompt with these images (in prompt order): their patches concatenated and
+    one grid row each, identified by the images' digests. The placeholders are already prompt tokens, so the
+    media costs no tokens beyond the prompt's (vLLM counts image placeholders as prompt tokens too)."""
+    if not images:
+        return None
+    tensors = {"pixel_values": torch.cat([i.pixel_values for i in images]),
+               "image_grid_thw": torch.cat([i.image_grid_thw for i in images])}
+    return Media(("qwen-vl-images", tuple(digests)), tensors, extra_tokens=0)
+
+
 def expand_image_pads(token_ids: Sequence[int], pad_id: int, counts: Sequence[int]) -> list[int]:
     """Each `<|image_pad|>` of a tokenised prompt repeated to its image's token count, images in order.
     A prompt whose placeholders and images disagree in number is a caller's bug: refused."""
@@ -65,8 +77,11 @@ def expand_image_pads(token_ids: Sequence[int], pad_id: int, counts: Sequence[in
 
 
 class QwenVLBackbone(HFDecoderBackbone):
-    """A Qwen-VL *ForConditionalGeneration as a DecoderBackbone whose `hidden_states` also takes the batch's images
-    (in row order: the model fills image tokens row by row, left to right)."""
+    """A Qwen-VL *ForConditionalGeneration as a DecoderBackbone whose `hidden_states` also takes the batch's media
+    (`Batch.media`: per row a Media of `prompt_media`, or None). Their tensors are concatenated in row order,
+    which is the order the model fills image tokens in (row by row, left to right)."""
+
+    accepts_media = True
 
     def __init__(self, hf_model):
         super().__init__(hf_model)
@@ -75,17 +90,18 @@ class QwenVLBackbone(HFDecoderBackbone):
         self.merge_size = config.vision_config.spatial_merge_size
 
     def hidden_states(self, input_ids: Tensor, attention_mask: Tensor,
-                      images: Sequence[QwenVLImage] = ()) -> Tensor:
+                      media: Sequence[Media | None] | None = None) -> Tensor:
         vlm = self.hf_model.model
         # Image tokens on real positions only: padding is never an image token, whatever id fills it.
         mm_token_type_ids = ((input_ids == self.image_token_id) & attention_mask.bool()).int()
-        extra = {}
-        grid = None
-        if images:
-            grid = torch.cat([i.image_grid_thw for i in images]).to(input_ids.device)
-            extra = {"pixel_values": torch.cat([i.pixel_values for i in images]).to(input_ids.device, vlm.visual.dtype),
+        extra, grid, wanted = {}, None, 0
+        rows = [m for m in (media or ()) if m is not None]
+        if rows:
+            tensors = concat_tensors(rows)
+            grid = tensors["image_grid_thw"].to(input_ids.device)
+            extra = {"pixel_values": tensors["pixel_values"].to(input_ids.device, vlm.visual.dtype),
                      "image_grid_thw": grid}
-        wanted = sum(i.tokens(self.merge_size) for i in images)
+            wanted = int(grid.prod(-1).sum()) // self.merge_size**2
         if int(mm_token_type_ids.sum()) != wanted:
             raise ValueError(f"the batch has {int(mm_token_type_ids.sum())} image tokens for images of {wanted}")
         position_ids, _ = vlm.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw=grid,
