@@ -4,12 +4,15 @@ sentence-transformers CrossEncoder.predict (batch 32).
 The cross-encoder is all-MiniLM-L6-v2's encoder with a seeded random classification head (no trained
 cross-encoder ships on PyPI); the speed question does not depend on the head's training.
     python bench/rerank.py [--rounds 5]
-Target: ≥ 1.3x.
+Target: ≥ 1.3x. The ONNX Runtime column (bench/ort_peer.py: the cross-encoder exported here, fp32, full graph
+optimisation) is checked to give the same scores within 1e-4 before it is timed; skipped, saying so, without
+onnxruntime (the `bench` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 
 import common  # noqa: F401
@@ -54,17 +57,33 @@ def main() -> None:
     ref = torch.tensor(ce.predict(pairs, batch_size=32))
     max_diff = float((ours - ref).abs().max())
 
-    medians = compare({
+    candidates = {
         "ST CrossEncoder b32": lambda: ce.predict(pairs, batch_size=32),
         "scorekit": lambda: llm.score(query, docs, use_tqdm=False),
-    }, rounds=args.rounds)
+    }
+    ort_diff = None
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import ort_peer
+
+        ort_model = ort_peer.cross_encoder(folder, torch.get_num_threads())
+        ort_diff = float((torch.from_numpy(ort_model(pairs)) - ref).abs().max())
+        if ort_diff > 1e-4:
+            raise SystemExit(f"ONNX Runtime's scores differ from sentence-transformers' by {ort_diff:.2e} > 1e-4")
+        candidates["onnxruntime fp32 b32"] = lambda: ort_model(pairs)
+    else:
+        print("onnxruntime not installed (pip install -e '.[bench]'): no ONNX Runtime column")
+    medians = compare(candidates, rounds=args.rounds)
     tokens = llm.engine.submit(llm.scorer().score(query, docs)).result().prompt_tokens
     print_table(f"rerank: 1 query x {len(docs)} docs (30-400 tokens, {tokens} tokens in all), MiniLM cross-encoder",
                 medians, "ST CrossEncoder b32", len(docs), "doc")
     ratio = medians["ST CrossEncoder b32"] / medians["scorekit"]
     print(f"max |Δ| vs sentence-transformers: {max_diff:.2e}   padding fraction: {llm.engine.stats.padding_fraction:.1%}")
+    vs_ort = medians["onnxruntime fp32 b32"] / medians["scorekit"] if ort_diff is not None else None
+    if vs_ort is not None:
+        print(f"vs ONNX Runtime fp32: {vs_ort:.2f}x (its max |Δ| vs sentence-transformers {ort_diff:.2e})")
     print(f"target ≥ 1.3x: {'met' if ratio >= 1.3 else 'NOT met'} ({ratio:.2f}x)")
-    record("rerank", {"medians_s": medians, "ratio": ratio, "max_abs_diff": max_diff, "target": 1.3},
+    record("rerank", {"medians_s": medians, "ratio": ratio, "max_abs_diff": max_diff, "target": 1.3,
+                      "vs_onnxruntime": vs_ort, "onnxruntime_max_abs_diff": ort_diff},
            runtime=applied)
 
 
