@@ -130,3 +130,106 @@ def test_an_image_count_that_does_not_match_the_tokens_is_refused(tiny, prompts)
     ids, images = prompts[1]
     with pytest.raises(ValueError, match="image tokens"):
         _last_hidden(backbone, [(ids, [])])
+
+
+# -- prompts built from Content (scoring/multimodal_prompts.py) ---------------------------------------------------
+
+def _content(*parts):
+    from scorekit.media.content import Content, ImagePart
+
+    return Content(tuple(ImagePart(p, f"digest-{id(p)}") if not isinstance(p, str) else p for p in parts))
+
+
+def _text_expanded(tiny, text: str, images) -> str:
+    """The processor's way: each image's placeholder widened in the text itself, before tokenising."""
+    merge = tiny.model.config.vision_config.spatial_merge_size
+    for image in images:
+        text = text.replace("<|image_pad|>", "<|placeholder|>" * image.tokens(merge), 1)
+    return text.replace("<|placeholder|>", "<|image_pad|>")
+
+
+def test_reranker_template_with_an_image_in_the_document_matches_transformers(tiny):
+    """The Qwen3-VL-Reranker recipe end to end below the Scorer: qwen3_vl_reranker.jinja, the document's image
+    placeholder prepended to its text, media merged into the pair's prompt, LabelTokenHead ["no", "yes"]."""
+    from scorekit.scoring.multimodal_prompts import QwenVLPrompts
+    from scorekit.scoring.templates import load_template
+
+    template = load_template("qwen3_vl_reranker")
+    builder = QwenVLPrompts(tiny.tokenizer, tiny.image_processor, 512, template)
+    cat = random_image(7, (48, 80))
+    pairs = [("A cat standing in the snow.", "This product was excellent."),
+             ("A cat standing in the snow.", _content(cat)),
+             ("A cat standing in the snow.", _content("This product was excellent.", cat)),
+             (_content("which one?", random_image(8)), _content(cat))]
+    prompts = builder.pairs(pairs, {"instruction": "Find the picture."})
+    assert [p.media is None for p in prompts] == [True, False, False, False]
+    assert prompts[1].media == prompts[2].media  # the same image: the same media key (the ids tell the prompts apart)
+    backbone = QwenVLBackbone(tiny.model)
+    head = LabelTokenHead.from_conversion(Conversion("from_2_way_softmax", ["no", "yes"]), tiny.tokenizer)
+    batch = collate(prompts, pad_id=0, device=torch.device("cpu"))
+    with torch.no_grad():
+        hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask, media=batch.media)
+    got = torch.sigmoid(head(backbone, hidden[torch.arange(len(prompts)), batch.last_index])[:, 0])
+    yes, no = _labels(tiny)
+    for k, ((query, document), prompt) in enumerate(zip(pairs, prompts)):
+        q_text, q_parts = builder.side_text(query)
+        d_text, d_parts = builder.side_text(document)
+        images = process_images(tiny.image_processor, [p.image for p in q_parts + d_parts])
+        text = _text_expanded(tiny, render_with(template, q_text, d_text), images)
+        ids = tiny.tokenizer(text)["input_ids"]
+        assert list(prompt.input_ids) == ids  # id-level expansion = the processor's text-level expansion
+        assert ("<Document>:" + IMAGE_PLACEHOLDER) in render_with(template, q_text, d_text) or not d_parts
+        logits = _reference_last_logits(tiny, ids, images)
+        assert float(got[k]) == pytest.approx(float(torch.sigmoid(logits[yes] - logits[no])), abs=TOL)
+
+
+def render_with(template, query, document):
+    from scorekit.scoring.templates import render_score_prompt
+
+    return render_score_prompt(template, query, document, {}, {"instruction": "Find the picture."})
+
+
+def test_generative_prompts_with_images_match_transformers(tiny):
+    from scorekit.scoring.multimodal_prompts import QwenVLPrompts
+
+    builder = QwenVLPrompts(tiny.tokenizer, tiny.image_processor, 512)
+    picture = random_image(9)
+    items = [" Answer:", _content(picture, " Is it a cat? Answer:"), _content("two", random_image(10), picture)]
+    query = _content("Look: ", random_image(11))
+    for item_first in (False, True):
+        prompts = builder.generative(query, items, item_first=item_first)
+        backbone, labels = QwenVLBackbone(tiny.model), _labels(tiny)
+        batch = collate(prompts, pad_id=0, device=torch.device("cpu"))
+        with torch.no_grad():
+            hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask, media=batch.media)
+        got = torch.softmax(backbone.logits(hidden[torch.arange(len(prompts)), batch.last_index],
+                                            torch.tensor(labels)), -1)[:, 0]
+        q_text, q_parts = builder.side_text(query)
+        for k, item in enumerate(items):
+            i_text, i_parts = builder.side_text(item)
+            q_ids, i_ids = tiny.tokenizer(q_text)["input_ids"], tiny.tokenizer(i_text, add_special_tokens=False)["input_ids"]
+            parts = i_parts + q_parts if item_first else q_parts + i_parts
+            images = process_images(tiny.image_processor, [p.image for p in parts])
+            ids = expand_image_pads(i_ids + q_ids if item_first else q_ids + i_ids, tiny.model.config.image_token_id,
+                                    [i.tokens(2) for i in images])
+            assert list(prompts[k].input_ids) == ids
+            want = torch.softmax(_reference_last_logits(tiny, ids, images)[labels], -1)[0]
+            assert float(got[k]) == pytest.approx(float(want), abs=TOL)
+
+
+def test_placeholder_text_without_an_image_is_refused(tiny):
+    from scorekit.scoring.multimodal_prompts import QwenVLPrompts
+
+    builder = QwenVLPrompts(tiny.tokenizer, tiny.image_processor, 512)
+    with pytest.raises(ValueError, match="extra '<\\|image_pad\\|>'"):
+        builder.pairs([("q", "a fake <|image_pad|> token")])
+
+
+def test_an_image_prompt_over_the_limit_is_refused_not_cut(tiny):
+    from scorekit.scoring.multimodal_prompts import QwenVLPrompts
+
+    builder = QwenVLPrompts(tiny.tokenizer, tiny.image_processor, 40)
+    with pytest.raises(ValueError, match="maximum context length is 40"):
+        builder.pairs([("a query", _content("a long document " * 3, random_image(12)))])
+    text_only = builder.generative("a query " * 20, [" item"])  # text keeps its first 39 tokens, silently
+    assert len(text_only[0]) == 39
