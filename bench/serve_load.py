@@ -4,8 +4,9 @@
 
 Each server runs as a subprocess on a free loopback port; a separate client process (bench/load_client.py:
 `concurrency` keep-alive HTTP/1.1 connections, one request in flight on each; `--client httpx` for httpx's
-AsyncClient instead) sends `requests` single-text OpenAI-style embedding requests and measures throughput and
-p50/p99 latency. Both servers stay up for the whole run and take turns,
+AsyncClient instead; `--client wrk` for Debian's wrk, a C client, for `--wrk-seconds` per run, results in
+bench/results/serve_load_wrk.json) sends `requests` single-text OpenAI-style embedding requests and measures
+throughput and p50/p99 latency. Both servers stay up for the whole run and take turns,
 in alternating order per concurrency, so machine drift hits both alike. The offline rate — one
 `scorekit.LLM().embed(texts)` call on the same texts in this process, rounds before and after the loads — is
 the yardstick: each server's throughput is also shown as a fraction of it. On a 2-core machine the client competes with the server for the CPU, as a real co-located client would:
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (sets up the path and offline mode)
 import load_client
+import wrk_client
 from common import record, sentences, timed
 
 HERE = Path(__file__).resolve().parent
@@ -280,18 +282,23 @@ def engine_counters(server: Server) -> tuple[float, float] | None:
 
 
 def load_once(server: Server, texts: list[str], concurrency: int, offline_rate: float, max_seconds: float,
-              client: str) -> dict:
+              client: str, wrk_seconds: float = 10.0) -> dict:
     counters0 = engine_counters(server)
     cpu0, split0 = cpu_seconds(server.proc.pid), thread_cpu_seconds(server.proc.pid)
-    result = run_client(server.base + server.route, texts, concurrency, max_seconds, client)
+    if client == "wrk":  # a fixed duration; wrk's own percentiles
+        result = wrk_client.run(server.base + server.route, texts, MODEL_NAME, concurrency, wrk_seconds)
+        done, p50, p99 = result["count"], result["p50_s"], result["p99_s"]
+    else:
+        result = run_client(server.base + server.route, texts, concurrency, max_seconds, client)
+        lat = sorted(result["latencies"])
+        done, p50, p99 = len(lat), percentile(lat, 50), percentile(lat, 99)
     server_cpu = cpu_seconds(server.proc.pid) - cpu0
     split = [b - a for a, b in zip(split0, thread_cpu_seconds(server.proc.pid))]
     counters1 = engine_counters(server)
-    lat = sorted(result["latencies"])
-    done, wall = len(lat), result["wall"]
+    wall = result["wall"]
     rate = done / wall if wall > 0 else 0.0
     row = {"concurrency": concurrency, "requests": done, "failed": result["failures"], "seconds": wall,
-           "req_per_s": rate, "p50_ms": 1000 * percentile(lat, 50), "p99_ms": 1000 * percentile(lat, 99),
+           "req_per_s": rate, "p50_ms": 1000 * p50, "p99_ms": 1000 * p99,
            "vs_in_process": rate / offline_rate, "server_cpu_pct": 100 * server_cpu / wall,
            "client_cpu_pct": 100 * result["client_cpu"] / wall, "timed_out": result["timed_out"],
            # CPU per request is steadier than req/s when other processes take cores from the run.
@@ -350,9 +357,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--skip-infinity", action="store_true")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                        help="the load generator: raw HTTP/1.1 keep-alive connections (~0.1 ms CPU per request) "
-                             "or httpx.AsyncClient (~1.2 ms)")
+    parser.add_argument("--client", choices=["raw", "httpx", "wrk"], default="raw",
+                        help="the load generator: raw HTTP/1.1 keep-alive connections (~0.1 ms CPU per request), "
+                             "httpx.AsyncClient (~1.2 ms), or Debian's wrk (C; apt-get install wrk; runs for "
+                             "--wrk-seconds instead of --requests)")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="duration of one wrk run")
     parser.add_argument("--rounds", type=int, default=3,
                         help="in-process rounds before the loads (one more runs after them; the median is used)")
     parser.add_argument("--max-seconds", type=float, default=180.0,
@@ -360,6 +369,8 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", default=None,
                         help="also load the scorekit of git revision REV (a worktree), alternating with this one")
     args = parser.parse_args()
+    if args.client == "wrk" and not wrk_client.available():
+        parser.error("--client wrk: no `wrk` on PATH (apt-get install -y wrk)")
     applied = common.apply_runtime()  # the in-process yardstick runs with the settings `scorekit serve` applies
 
     # SIGTERM → SystemExit, so the `finally` below stops the servers.
@@ -429,7 +440,7 @@ def main() -> None:
             for name in order:
                 try:
                     rows[name].append(load_once(servers[name], texts, c, offline_rate, args.max_seconds,
-                                                args.client))
+                                                args.client, args.wrk_seconds))
                 except Exception as exc:  # noqa: BLE001
                     if name == "scorekit":
                         raise
@@ -512,7 +523,7 @@ def main() -> None:
         ratio = None
         print(f"target ≥ {TARGET_VS_INFINITY}x infinity at concurrency 8: not measured (infinity: {infinity_status})")
 
-    record("serve_load", {
+    record("serve_load" if args.client == "raw" else f"serve_load_{args.client}", {
         "requests": len(texts), "concurrency": args.concurrency, "client": args.client, "torch_threads": threads, "cpu_count": os.cpu_count(),
         "other_busy_cores_before_after": [busy_before, busy_after],
         "load_average_1min_before_after": [load_before, load_after],
