@@ -233,3 +233,26 @@ def test_an_image_prompt_over_the_limit_is_refused_not_cut(tiny):
         builder.pairs([("a query", _content("a long document " * 3, random_image(12)))])
     text_only = builder.generative("a query " * 20, [" item"])  # text keeps its first 39 tokens, silently
     assert len(text_only[0]) == 39
+
+
+def test_scoring_model_passes_the_batch_media_to_the_backbone(tiny, prompts):
+    """ScoringModel.classify and next_token on a batch with media: the same scores as the backbone tests above."""
+    from scorekit.models.model_info import ModelInfo
+    from scorekit.models.scoring_model import ScoringModel
+
+    backbone = QwenVLBackbone(tiny.model)
+    head = LabelTokenHead.from_conversion(Conversion("from_2_way_softmax", ["no", "yes"]), tiny.tokenizer)
+    info = ModelInfo(tiny.model.config.architectures[0] if tiny.model.config.architectures else "QwenVL",
+                     tiny.model.config.model_type, "classify", 512, is_decoder=True)
+    model = ScoringModel(info, backbone, torch.device("cpu"), torch.float32, decoder_head=head)
+    engine_prompts = [Prompt(tuple(ids), media=prompt_media(images, [f"{i}-{k}" for k in range(len(images))]))
+                      for i, (ids, images) in enumerate(prompts)]
+    batch = collate(engine_prompts, pad_id=0, device=torch.device("cpu"))
+    with torch.no_grad():
+        logits = torch.stack(model.classify(batch))[:, 0]
+        labels = torch.stack(model.next_token(batch, tuple(_labels(tiny)), False))
+    yes, no = _labels(tiny)
+    for k, (ids, images) in enumerate(prompts):
+        ref = _reference_last_logits(tiny, ids, images)
+        assert float(logits[k]) == pytest.approx(float(ref[yes] - ref[no]), abs=TOL)
+        assert labels[k].tolist() == pytest.approx(ref[[yes, no]].tolist(), abs=TOL)

@@ -87,7 +87,12 @@ class ScoringModel:
         if isinstance(self.backbone, DecoderBackbone):
             if prefix is not None:  # batch rows are continuations of the cached prefix
                 return self.backbone.hidden_states_after_prefix(prefix, batch.input_ids, batch.attention_mask)
+            if batch.media is not None:  # a vision-language decoder (models/vision/qwen_vl.py)
+                return self.backbone.hidden_states(batch.input_ids, batch.attention_mask, media=batch.media)
             return self.backbone.hidden_states(batch.input_ids, batch.attention_mask)
+        if batch.media is not None:  # ColPali / ColQwen2 (models/vision/colpali.py)
+            return self.backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids,
+                                               media=batch.media)
         return self.backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids)
 
     def _last(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
