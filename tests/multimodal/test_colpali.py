@@ -106,3 +106,26 @@ def test_text_and_image_in_one_input_is_refused():
         ColVisionInputs.check_parts(["a caption"], [object()], "documents[0]")
     with pytest.raises(ValueError, match="one image per input, got 2"):
         ColVisionInputs.check_parts([], [object(), object()], "documents[1]")
+
+
+def test_content_sides_become_prompts_with_media(tiny):
+    """scoring/multimodal_prompts.colvision_prompts: strings and text Content through the query form, an image
+    Content through the image form keyed by its digest; MaxSim over them equals the transformers reference."""
+    from scorekit.media.content import Content, ImagePart
+    from scorekit.scoring.multimodal_prompts import colvision_prompts
+
+    inputs, backbone = ColVisionInputs(tiny.processor, max_model_len=512), ColVisionBackbone(tiny.model)
+    image = _images()[0]
+    sides = ["what is on this page?", Content((ImagePart(image, "d1"),)), Content(("a text page",))]
+    prompts = colvision_prompts(inputs, sides, "documents")
+    assert [p.media is not None for p in prompts] == [False, True, False]
+    assert prompts[1].media.key == ("colvision-image", "d1")
+    batch = collate(prompts, pad_id=0, device=torch.device("cpu"))
+    with torch.no_grad():
+        out = backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids, media=batch.media)
+    query, doc = out[0, : len(prompts[0])], out[1, : len(prompts[1])]
+    q_ref = _reference_tokens(tiny, tiny.processor.process_queries([sides[0]], return_tensors="pt"))[0]
+    d_ref = _reference_tokens(tiny, tiny.processor.process_images([image], return_tensors="pt"))[0]
+    assert maths.maxsim(query, doc) == pytest.approx(_manual_maxsim(q_ref, d_ref), abs=TOL)
+    with pytest.raises(ValueError, match=r"documents\[0\].*not both"):
+        colvision_prompts(inputs, [Content(("caption", ImagePart(image, "d1")))], "documents")
