@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from scorekit.config import EngineConfig, ModelConfig, split_kwargs
 from scorekit.engine.job import Job
 from scorekit.engine.runner import Runner
+from scorekit.media.policy import MediaConfig, limit_mm_per_prompt
 from scorekit.models.loader import load_model
 from scorekit.outputs import (
     ClassificationOutput,
@@ -75,23 +76,31 @@ class LLM:
     named as vLLM names them (`max_num_batched_tokens`, `hf_overrides`, ...)."""
 
     def __init__(self, model: str | None = None, **options: Any):
-        (model_options, engine_options), rest = split_kwargs(options, ModelConfig, EngineConfig)
+        if "limit_mm_per_prompt" in options:  # vLLM's spelling of the per-input image limit
+            options["max_images_per_prompt"] = limit_mm_per_prompt(options.pop("limit_mm_per_prompt"))
+        (model_options, engine_options, media_options), rest = split_kwargs(options, ModelConfig, EngineConfig,
+                                                                            MediaConfig)
         no_effect = sorted(set(rest) & _NO_EFFECT_OPTIONS)
         unknown = sorted(set(rest) - _NO_EFFECT_OPTIONS)
         if unknown:
             raise TypeError(f"LLM() got options scorekit does not know: {', '.join(unknown)}")
         if no_effect:
             log.info("LLM(): vLLM options that change nothing in scorekit: %s", ", ".join(no_effect))
-        self._setup(ModelConfig(model=model, **model_options), EngineConfig(**engine_options))
+        self._setup(ModelConfig(model=model, **model_options), EngineConfig(**engine_options),
+                    MediaConfig(**media_options))
 
     @classmethod
-    def from_configs(cls, model: ModelConfig, engine: EngineConfig | None = None) -> "LLM":
+    def from_configs(cls, model: ModelConfig, engine: EngineConfig | None = None,
+                     media: MediaConfig | None = None) -> "LLM":
         llm = cls.__new__(cls)
-        llm._setup(model, engine or EngineConfig())
+        llm._setup(model, engine or EngineConfig(), media)
         return llm
 
-    def _setup(self, model: ModelConfig, engine: EngineConfig) -> None:
+    def _setup(self, model: ModelConfig, engine: EngineConfig, media: MediaConfig | None = None) -> None:
         self.model_config = model
+        # Where images may come from and how large they may be (media/policy.py): the server's flags or LLM's
+        # keywords of the same names, for offline calls and the HTTP server alike.
+        self.media_config = media or MediaConfig()
         self.loaded = load_model(model.model, runner=model.runner, task=model.task, hf_overrides=model.hf_overrides,
                                  max_model_len=model.max_model_len, dtype=model.dtype, device=model.device,
                                  quantization=model.quantization, convert=model.convert,
