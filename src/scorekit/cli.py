@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 
 from scorekit.config import EngineConfig, ModelConfig, ServerConfig
+from scorekit.media.policy import MediaConfig, limit_mm_per_prompt
 from scorekit.ray.cli import add_ray_args, run_batch_on_ray, serve_on_ray  # imports no Ray
 
 log = logging.getLogger("scorekit")
@@ -23,6 +24,7 @@ log = logging.getLogger("scorekit")
 _MODEL = {f.name: f.default for f in fields(ModelConfig)}
 _ENGINE = {f.name: f.default for f in fields(EngineConfig)}
 _SERVER = {f.name: f.default for f in fields(ServerConfig)}
+_MEDIA = {f.name: f.default for f in fields(MediaConfig)}
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
@@ -95,10 +97,45 @@ def _server_config(args, api_keys: list[str]) -> ServerConfig:
                         uvicorn_log_level=getattr(args, "uvicorn_log_level", _SERVER["uvicorn_log_level"]))
 
 
-def _load(args):
+def _media_args(parser: argparse.ArgumentParser) -> None:
+    """Images of multimodal inputs (media/policy.py; docs/multimodal.md). vLLM's names where vLLM has the flag."""
+    _flag(parser, "allowed_local_media_path", default=None, metavar="DIR",
+          help="let requests read file:// images from inside DIR (symlinks and .. resolved first); off by default")
+    _flag(parser, "allowed_media_domains", nargs="+", action="extend", default=None, metavar="DOMAIN",
+          help="fetch http(s) images only from these hosts or their subdomains (default: any host)")
+    _flag(parser, "trust_request_mm_kwargs", action="store_true",
+          help="accept per-request mm_processor_kwargs (refused with a 400 otherwise)")
+    _flag(parser, "limit_mm_per_prompt", type=json.loads, default=None, metavar="JSON",
+          help="vLLM's per-input limit, e.g. '{\"image\": 2}': most images in one query or document")
+    _flag(parser, "max_images_per_request", type=int, default=_MEDIA["max_images_per_request"],
+          help="most images in one request, across all its inputs; more get 413")
+    _flag(parser, "media_fetch_timeout", type=float, default=_MEDIA["media_fetch_timeout"], metavar="SECONDS",
+          help="the whole fetch of one http(s) image (connect, headers and body)")
+    _flag(parser, "max_image_bytes", type=int, default=_MEDIA["max_image_bytes"],
+          help="largest encoded image (download, data: URL or file); larger ones get 413")
+    _flag(parser, "max_image_pixels", type=int, default=_MEDIA["max_image_pixels"],
+          help="most pixels (width x height) of one image, checked from its header before decoding; more get 413")
+    _flag(parser, "max_media_redirects", type=int, default=_MEDIA["max_media_redirects"],
+          help="redirects followed per http(s) image (each hop's host checked against --allowed-media-domains)")
+    _flag(parser, "media_io_threads", type=int, default=_MEDIA["media_io_threads"],
+          help="threads fetching and decoding images for all requests together")
+
+
+def _media_config(args) -> MediaConfig:
+    return MediaConfig(allowed_local_media_path=args.allowed_local_media_path,
+                       allowed_media_domains=tuple(args.allowed_media_domains or ()),
+                       trust_request_mm_kwargs=args.trust_request_mm_kwargs,
+                       max_images_per_prompt=limit_mm_per_prompt(args.limit_mm_per_prompt),
+                       max_images_per_request=args.max_images_per_request,
+                       media_fetch_timeout=args.media_fetch_timeout, max_image_bytes=args.max_image_bytes,
+                       max_image_pixels=args.max_image_pixels, max_media_redirects=args.max_media_redirects,
+                       media_io_threads=args.media_io_threads)
+
+
+def _load(args, media: MediaConfig | None = None):
     from scorekit.llm import LLM
 
-    return LLM.from_configs(*_configs(args))
+    return LLM.from_configs(*_configs(args), media)
 
 
 def _fail(message: str) -> int:
@@ -118,12 +155,16 @@ def serve(args) -> int:
         keys = [os.environ["SCOREKIT_API_KEY"]]
     try:
         config = _server_config(args, keys)  # refuses an empty or blank key before anything loads
+        media = _media_config(args)  # and a missing --allowed-local-media-path, a bad limit
     except ValueError as exc:
         return _fail(str(exc))
+    if args.ray_replicas and media != MediaConfig():  # refused, never dropped: replicas build their own LLM
+        return _fail("the image flags (--allowed-local-media-path, --allowed-media-domains, media limits) are not "
+                     "passed to Ray replicas; serve without --ray-replicas to use them")
     if args.ray_replicas:  # replicas on Ray: each sets up its own process
         return serve_on_ray(args, config, *_configs(args))
     runtime.apply()  # allocator, matmul backend: the server owns its process
-    llm = _load(args)
+    llm = _load(args, media)
     app = build_app(llm, config)
     state = app.state.scorekit
     log.info("scorekit serving model %s (%s, task %s) as %s on http://%s:%d%s", default_served_name(llm),
@@ -152,9 +193,15 @@ def run_batch(args) -> int:
     from scorekit.server.app import build_app
     from scorekit.server.batch import run_batch as run
 
+    try:
+        media = _media_config(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.ray_actors and media != MediaConfig():
+        return _fail("the image flags are not passed to Ray actors; run without --ray-actors to use them")
     if args.ray_actors:
         return run_batch_on_ray(args, *_configs(args), _server_config(args, []))
-    app = build_app(_load(args), _server_config(args, []))
+    app = build_app(_load(args, media), _server_config(args, []))
     total, failures = run(app, args.input_file, args.output_file, progress=not args.no_progress)
     log.info("run-batch: %d requests, %d failed, results in %s", total, failures, args.output_file)
     return 0
@@ -180,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "port", type=int, default=_SERVER["port"])
     _model_args(p)
     _limit_args(p)
+    _media_args(p)
     _flag(p, "api_key", nargs="+", action="extend", default=None,
           help="require `Authorization: Bearer KEY` (also env SCOREKIT_API_KEY); an empty key is refused")
     _flag(p, "enable_request_id_headers", action="store_true", help="echo X-Request-Id in every response")
@@ -200,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(b, "no_progress", action="store_true")
     _model_args(b)
     _limit_args(b)
+    _media_args(b)
     add_ray_args(b, batch=True)
     b.set_defaults(func=run_batch)
 
