@@ -406,6 +406,10 @@ def main() -> None:
     print(f"in-process: llm.embed({len(texts)} texts): {', '.join(f'{t:.2f}' for t in offline_times)} s "
           f"({threads} torch threads)", flush=True)
     offline_rate = len(texts) / statistics.median(offline_times)  # updated after the loads
+    # The yardstick of concurrency 1's latency (#15: p50 ≤ 1.2x): one in-process call per text, one text each.
+    single_s = statistics.median(timed(lambda t=t: llm.embed([t], use_tqdm=False)) for t in texts[:200])
+    print(f"in-process llm.embed([text]), one text per call: median {1000 * single_s:.2f} ms over 200 texts",
+          flush=True)
 
     baseline_name = f"scorekit@{args.baseline}" if args.baseline else None
     results: dict[str, dict | None] = {"scorekit": None, "infinity": None}
@@ -499,7 +503,11 @@ def main() -> None:
               f"these numbers are low and noisy.")
 
     ours8, theirs8 = row_at(results["scorekit"], 8), row_at(results["infinity"], 8)
+    ours1 = row_at(results["scorekit"], 1)
     print()
+    if ours1:
+        print(f"concurrency 1 p50 {ours1['p50_ms']:.2f} ms vs one in-process call {1000 * single_s:.2f} ms: "
+              f"{ours1['p50_ms'] / (1000 * single_s):.2f}x (target ≤ 1.2x)")
     if ours8:
         met = ours8["vs_in_process"] >= TARGET_VS_OFFLINE
         print(f"target ≥ {TARGET_VS_OFFLINE}x in-process at concurrency 8: {'met' if met else 'NOT met'} "
@@ -528,7 +536,8 @@ def main() -> None:
         "other_busy_cores_before_after": [busy_before, busy_after],
         "load_average_1min_before_after": [load_before, load_after],
         "in_process": {"seconds": offline_s, "texts_per_s": offline_rate, "rounds_s": offline_times,
-                       "cpu_ms_per_text": offline_cpu_ms},
+                       "cpu_ms_per_text": offline_cpu_ms, "single_text_call_median_ms": 1000 * single_s},
+        "c1_p50_vs_single_call": ours1["p50_ms"] / (1000 * single_s) if ours1 else None,
         "scorekit": results["scorekit"], "infinity": results["infinity"], "infinity_status": infinity_status,
         "targets": {"vs_in_process_at_c8": TARGET_VS_OFFLINE, "vs_infinity_at_c8": TARGET_VS_INFINITY},
         "scorekit_vs_in_process_at_c8": ours8["vs_in_process"] if ours8 else None,
