@@ -109,8 +109,9 @@ def siglip2_dir(tmp_path_factory):
     config = Siglip2Config(
         text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
                          projection_size=TEXT_LAYERS["hidden_size"], **TEXT_LAYERS),
-        vision_config=dict(num_patches=16, patch_size=8, **VISION_LAYERS))
-    image_processor = Siglip2ImageProcessor(patch_size=8, max_num_patches=16)
+        vision_config=dict(num_patches=256, patch_size=16, **VISION_LAYERS))
+    # Siglip2Processor imposes patch_size 16 and max_num_patches 256 over its image processor's settings.
+    image_processor = Siglip2ImageProcessor(patch_size=16, max_num_patches=256)
     return _save(tmp_path_factory.mktemp("tiny-siglip2"), Siglip2Model(config).eval(),
                  Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer))
 

@@ -20,7 +20,8 @@ from scorekit.models.activation_memory import ActivationMemory
 from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
 from scorekit.models.decoder_heads import DecoderHead, LabelTokenHead, ScoreHead
 from scorekit.models.pooler_config import parse_pooler_config
-from scorekit.models.model_info import DECODER_TYPES, ENCODER_TYPES, ModelInfo, apply_hf_overrides, describe_model
+from scorekit.models.model_info import (DECODER_TYPES, ENCODER_TYPES, TWO_TOWER_TYPES, ModelInfo, apply_hf_overrides,
+                                        describe_model)
 from scorekit.models.resolve import ModelLocation, resolve_model
 from scorekit.models.scoring_model import ScoringModel
 from scorekit.models.strict_weights import StateReader
@@ -37,6 +38,9 @@ class LoadedModel:
     config: Any
     tokenizer: Any
     model: ScoringModel
+    # A multimodal model's input builder: turns texts and images into the prompts its towers take, as its
+    # processor would (models/vision/clip.py TwoTowerInputs: `prompts(items, builder, truncation, is_query)`).
+    media_inputs: Any = None
 
     @property
     def info(self) -> ModelInfo:
@@ -219,6 +223,32 @@ def quantize(backbone: torch.nn.Module, quantization: str | None, device: torch.
         return quantize_dynamic(backbone, chosen, dtype=torch.qint8)
 
 
+def _load_two_tower(location: ModelLocation, config, tokenizer, device: torch.device, dtype: torch.dtype, runner: str,
+                    task: str | None, max_model_len: int | None, quantization: str | None, convert: str,
+                    pooler_config) -> LoadedModel:
+    """CLIP, SigLIP, Siglip2 (models/vision/clip.py): the transformers class, loaded strictly, and the image
+    processor from the same folder. Options that mean nothing for two towers are refused, not ignored."""
+    from scorekit.models.vision.clip import PADDED_TO_MAX, TwoTowerInputs, load_image_processor, load_two_tower
+
+    if location.gguf_file is not None:
+        raise ModelLoadError(f"{config.model_type}: two-tower image models load from a folder, not a GGUF file")
+    if runner == "generate":
+        raise ModelLoadError(f"{config.model_type} is an embedding model: runner='generate' cannot serve it")
+    if convert not in ("auto", "none", "embed"):
+        raise ModelLoadError(f"convert={convert!r}: {config.model_type} is already an embedding model")
+    if pooler_config:
+        raise ModelLoadError(f"{config.model_type}: --pooler-config does not apply (the towers pool as the model does)")
+    if quantization not in (None, "none"):
+        raise ModelLoadError(f"quantization={quantization!r} is not supported for {config.model_type}")
+    info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len)
+    if config.model_type in PADDED_TO_MAX and info.max_model_len != config.text_config.max_position_embeddings:
+        raise ModelLoadError(f"max_model_len={max_model_len}: {config.model_type} texts are always padded to "
+                             f"{config.text_config.max_position_embeddings} tokens, the length its text tower pools")
+    backbone = load_two_tower(str(location.folder), config, dtype, tokenizer).to(device)
+    inputs = TwoTowerInputs(config, load_image_processor(str(location.folder)), tokenizer)
+    return LoadedModel(location, config, tokenizer, ScoringModel(info, backbone, device, dtype), media_inputs=inputs)
+
+
 def load_model(
     model: str | None = None,
     runner: str = "auto",
@@ -241,6 +271,9 @@ def load_model(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device, config)
 
+    if config.model_type in TWO_TOWER_TYPES:
+        return _load_two_tower(location, config, tokenizer, torch_device, torch_dtype, runner, task, max_model_len,
+                               quantization, convert, pooler_config)
     own = use_own_models and config.model_type in ENCODER_TYPES | DECODER_TYPES
     state = _state_dict(location, config) if own or location.gguf_file is None else None
     info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len,

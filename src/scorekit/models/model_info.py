@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta"}
 DECODER_TYPES = {"llama", "qwen2", "qwen3", "gemma3_text", "gemma3"}
+# Two-tower text/image bi-encoders (models/vision/clip.py): each input embedded by its own tower.
+TWO_TOWER_TYPES = {"clip", "siglip", "siglip2"}
 SCORE_TYPES = {"embed": "bi-encoder", "classify": "cross-encoder", "token_embed": "late-interaction"}
 TASKS = ("embed", "classify", "token_embed", "generate")
 
@@ -82,6 +84,8 @@ class ModelInfo:
     default_use_activation: bool = True
     logit_mean: float = 0.0
     logit_sigma: float = 1.0
+    # The model takes images as well as text (score inputs may be `{"content": [...]}`; SPEC §4 rule 1 otherwise)
+    multimodal: bool = False
 
     @property
     def score_type(self) -> str | None:
@@ -266,6 +270,9 @@ def describe_model(
             task = "embed"
     if task not in TASKS:
         raise ModelLoadError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if model_type in TWO_TOWER_TYPES and task != "embed":
+        raise ModelLoadError(f"{architecture} is a two-tower text/image bi-encoder: it serves task 'embed' only "
+                             f"(scores are cosines of its embeddings), not {task!r}")
     if task == "generate" and not is_decoder:
         raise ModelLoadError(f"{architecture} is not a causal language model: it cannot run generative scoring")
 
@@ -298,4 +305,5 @@ def describe_model(
         default_use_activation=pooler.use_activation is not False,
         logit_mean=pooler.logit_mean,
         logit_sigma=pooler.logit_sigma,
+        multimodal=model_type in TWO_TOWER_TYPES,
     )

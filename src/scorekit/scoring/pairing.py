@@ -6,16 +6,18 @@ from typing import Any, Sequence
 
 from scorekit.errors import ValidationError
 
-ScoreInput = Any  # a str, or a multimodal object {"content": [part, ...]}
+from scorekit.media.content import Content
+
+ScoreInput = Any  # a str, a multimodal object {"content": [part, ...]}, or its resolved form, a media Content
 
 
 def is_multimodal(item: ScoreInput) -> bool:
-    return isinstance(item, dict) and "content" in item
+    return isinstance(item, Content) or (isinstance(item, dict) and "content" in item)
 
 
 def as_list(side: ScoreInput | Sequence[ScoreInput]) -> list[ScoreInput]:
     """A bare string or multimodal object counts as a one-element list."""
-    if isinstance(side, (str, dict)):
+    if isinstance(side, (str, dict, Content)):
         return [side]
     return list(side)
 

@@ -150,6 +150,14 @@ class PromptBuilder:
                                 return_token_type_ids=self.uses_token_types, **kwargs)
         return self._finish_all(encoded, params)
 
+    def padded_singles(self, texts: Sequence[str], length: int) -> list[Prompt]:
+        """Texts tokenised, cut and padded to exactly `length` tokens, as a processor called with
+        padding="max_length", truncation=True, max_length=length gives them: for text towers that pool the last
+        position (SigLIP), where the pads are part of the input (models/vision/clip.py)."""
+        texts = self.bounded(texts, TruncationParams())
+        encoded = self.tokenize(list(texts), padding="max_length", truncation=True, max_length=length)
+        return [Prompt(tuple(ids)) for ids in encoded["input_ids"]]
+
     def from_ids(self, ids_list: Sequence[Sequence[int]], params: TruncationParams) -> list[Prompt]:
         """Prompts given as token ids (vLLM's token inputs): cut as a tokenizer would cut text — from the
         requested side, else the tokenizer's own — then checked against the length limit."""

@@ -21,7 +21,7 @@ from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
 from scorekit.scoring.chat import chat_token_ids
 from scorekit.scoring.chunking import EDGE_SLACK_TOKENS, ChunkParams, aggregate, token_windows
-from scorekit.scoring.pairing import as_list, pair_inputs
+from scorekit.scoring.pairing import as_list, is_multimodal, pair_inputs
 from scorekit.scoring.prompts import PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
 
@@ -60,7 +60,7 @@ class Encoded:
 
     @property
     def prompt_tokens(self) -> int:
-        return sum(len(p) for p in self.prompts)
+        return sum(p.num_tokens for p in self.prompts)  # an image counts the vision tokens it runs
 
 
 @dataclass
@@ -127,6 +127,8 @@ class Scorer:
 
     @property
     def embedding_size(self) -> int:
+        if self.loaded.media_inputs is not None:
+            return self.loaded.media_inputs.embedding_size
         projection = self.loaded.model.projection
         return projection.out_features if projection is not None else self.loaded.config.hidden_size
 
@@ -144,10 +146,13 @@ class Scorer:
         """A job whose result is a ScoreResult, one score per pair in pair order."""
         params = params or ScoreParams()
         score_type = self.check_score_api()
-        pairs = pair_inputs(side1, side2, self.info.architecture)
+        pairs = pair_inputs(side1, side2, self.info.architecture, multimodal_model=self.info.multimodal)
         params.truncation.validate(self.max_model_len)
         params.chunking.validate()
         one_query = len(as_list(side1)) == 1
+        if params.chunking.enabled and any(is_multimodal(d) for _, d in pairs):
+            raise ValidationError("max_chunks_per_doc splits text documents into token windows: multimodal "
+                                  "documents cannot be chunked", param="max_chunks_per_doc")
         if params.chunking.enabled:
             if params.truncation.max_tokens_per_doc:
                 raise ValidationError("max_tokens_per_doc cuts documents and max_chunks_per_doc splits them: "
@@ -216,9 +221,20 @@ class Scorer:
     def _sides(self, pairs, params: ScoreParams, one_query: bool) -> tuple[list[Prompt], list[Prompt]]:
         """Bi-encoder and late interaction: each side is its own prompt; a 1:N query is encoded once."""
         queries = [q for q, _ in pairs]
-        query_prompts = self.builder.singles(queries[:1] if one_query else queries, params.truncation, is_query=True)
-        doc_prompts = self.builder.singles([d for _, d in pairs], params.truncation, is_query=False)
+        query_prompts = self._single_prompts(queries[:1] if one_query else queries, params.truncation, is_query=True)
+        doc_prompts = self._single_prompts([d for _, d in pairs], params.truncation, is_query=False)
         return query_prompts, doc_prompts
+
+    def _single_prompts(self, items: Sequence, truncation: TruncationParams, is_query: bool,
+                        add_special_tokens: bool = True) -> list[Prompt]:
+        """One prompt per input: texts through the tokenizer; on a multimodal model, texts and resolved
+        `Content` (images) through its input builder, which prepares them as its processor would."""
+        media_inputs = self.loaded.media_inputs
+        if media_inputs is not None:
+            return media_inputs.prompts(items, self.builder, truncation, is_query)
+        if any(is_multimodal(i) for i in items):
+            raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
+        return self.builder.singles(items, truncation, is_query=is_query, add_special_tokens=add_special_tokens)
 
     def _separate_result(self, scores: list[float], query_prompts: list[Prompt], doc_prompts: list[Prompt],
                          one_query: bool) -> ScoreResult:
@@ -227,8 +243,9 @@ class Scorer:
         pad = self.builder.pad_id
         token_ids = [list(q.input_ids) + [pad] + list(d.input_ids) for q, d in zip(query_prompts, doc_prompts)]
         # Usage as vLLM reports it (measured: 39 tokens for a 1 × 2 request we once counted as 28): every pair's
-        # query + separator + document, though a 1:N query runs once.
-        return ScoreResult(scores, token_ids, sum(len(ids) for ids in token_ids))
+        # query + separator + document, though a 1:N query runs once. An image counts its vision tokens.
+        usage = sum(q.num_tokens + 1 + d.num_tokens for q, d in zip(query_prompts, doc_prompts))
+        return ScoreResult(scores, token_ids, usage)
 
     def _bi_encoder(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
         query_prompts, doc_prompts = self._sides(pairs, params, one_query)
@@ -268,8 +285,11 @@ class Scorer:
               dimensions: int | None = None, **job_options) -> Job:
         """A job whose result is Encoded: one pooled vector per input (unit length when `normalize`). Inputs
         are texts, or token id lists (all one kind). `dimensions` keeps the first dimensions of a Matryoshka
-        model's vectors (normalised after the cut, as vLLM does)."""
+        model's vectors (normalised after the cut, as vLLM does). A multimodal model also takes resolved
+        `Content` inputs (images), mixed with texts in any order."""
         inputs, truncation = self._singles(inputs, truncation)
+        if not self.info.multimodal and any(is_multimodal(i) for i in inputs):
+            raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
         return self._embed_job(lambda: inputs, len(inputs), truncation, normalize, priority, add_special_tokens,
                                dimensions, job_options)
 
@@ -346,8 +366,8 @@ class Scorer:
                 add_special_tokens: bool = True) -> Plan:
         """`build()` gives the inputs, on the model thread: texts (tokenised here) or token id lists."""
         inputs = build()
-        if all(isinstance(i, str) for i in inputs):
-            prompts = self.builder.singles(inputs, truncation, is_query=False, add_special_tokens=add_special_tokens)
+        if all(isinstance(i, str) or is_multimodal(i) for i in inputs):
+            prompts = self._single_prompts(inputs, truncation, is_query=False, add_special_tokens=add_special_tokens)
         else:
             prompts = self.builder.from_ids([self._token_list(i, "input") for i in inputs], truncation)
         outputs = yield Step(task, prompts)
