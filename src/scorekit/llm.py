@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from scorekit.config import EngineConfig, ModelConfig, split_kwargs
 from scorekit.engine.job import Job
 from scorekit.engine.runner import Runner
+from scorekit.media.content import Content
 from scorekit.media.policy import MediaConfig, limit_mm_per_prompt
+from scorekit.media.resolve import resolve_inputs
 from scorekit.models.loader import load_model
 from scorekit.outputs import (
     ClassificationOutput,
@@ -130,6 +132,18 @@ class LLM:
             job = build(on_progress=progress.update if use_tqdm else None)
             return self.engine.submit(job).result()
 
+    def _resolved(self, side):
+        """A side (one input or a list) with its `{"content": [...]}` inputs resolved to `Content` (images
+        fetched and decoded under `media_config`: media/resolve.py), on a multimodal model only: a text-only
+        model refuses them with vLLM's message, before any image is fetched (scoring/pairing.py)."""
+        if not self.info.multimodal:
+            return side
+        if isinstance(side, dict):
+            return resolve_inputs([side], self.media_config, offline=True)[0]
+        if isinstance(side, (list, tuple)):
+            return resolve_inputs(list(side), self.media_config, offline=True)
+        return side
+
     def _request_id(self) -> str:
         return str(next(self._ids))
 
@@ -168,6 +182,7 @@ class LLM:
         params = ScoreParams(_truncation(tokenization_kwargs, pooling, truncate_prompt_tokens),
                              pooling.use_activation, template_kwargs, chunking=chunking)
         scorer = self.scorer(chat_template)
+        data_1, data_2 = self._resolved(data_1), self._resolved(data_2)
         result = self.run(lambda **o: scorer.score(data_1, data_2, params, **o), use_tqdm, "scorekit score")
         chunks = result.chunks or [None] * len(result.scores)
         spans = result.best_chunk or [None] * len(result.scores)
@@ -186,7 +201,7 @@ class LLM:
             kwargs = dict(pooling.extra_kwargs or {})
             kwargs["chat_template_kwargs"] = {"instruction": instruction, **(kwargs.get("chat_template_kwargs") or {})}
             pooling = dataclasses.replace(pooling, extra_kwargs=kwargs)
-        docs = list(documents) if not isinstance(documents, (str, dict)) else [documents]
+        docs = list(documents) if not isinstance(documents, (str, dict, Content)) else [documents]
         chunking = ChunkParams(max_chunks_per_doc, chunk_overlap_tokens, chunk_aggregation)
         scored = self._score(query, docs, use_tqdm, pooling, tokenization_kwargs, chat_template, None, None, chunking)
         ranked = rank(docs, [o.outputs.score for o, _ in scored], top_n)
@@ -195,7 +210,8 @@ class LLM:
     def embed(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
               truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
         pooling = pooling_params or PoolingParams()
-        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        texts = [prompts] if isinstance(prompts, (str, dict, Content)) else list(prompts)
+        texts = self._resolved(texts)  # a multimodal model embeds images too
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
         normalize = pooling.use_activation
         scorer = self.scorer()

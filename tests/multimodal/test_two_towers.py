@@ -108,3 +108,21 @@ def test_image_on_a_text_only_model_keeps_vllms_message(minilm_llm):
         minilm_llm.score("a cat", [image_content(1)], use_tqdm=False)
     with pytest.raises(ValidationError, match="MultiModalParam is not supported"):
         minilm_llm.embed([image_content(1)], use_tqdm=False)
+
+
+def test_llm_takes_vllms_content_dicts(clip_dir):
+    """`{"content": [...]}` (a data: URL or a PIL image) scores as the resolved Content of the same image."""
+    import base64
+
+    llm = LLM(str(clip_dir), score_cache_bytes=0)
+    image = draw(7)
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+    as_url = {"content": [{"type": "image_url", "image_url": {"url": url}}]}
+    as_pil = {"content": [{"type": "image_pil", "image_pil": image}]}
+    direct = llm.score("a cat", [image_content(7)], use_tqdm=False)[0].outputs.score
+    got = [o.outputs.score for o in llm.score("a cat", [as_url, as_pil], use_tqdm=False)]
+    assert got == pytest.approx([direct, direct], abs=TOL)
+    ranked = llm.rerank({"content": [{"type": "text", "text": "a cat"}]}, [as_url, "a dog"], use_tqdm=False)
+    assert sorted(r.index for r in ranked) == [0, 1]
+    vector = llm.embed(as_url, use_tqdm=False)[0].outputs.embedding
+    assert sum(v * v for v in vector) == pytest.approx(1.0, abs=TOL)
