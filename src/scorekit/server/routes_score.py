@@ -16,6 +16,7 @@ from scorekit.scoring.chunking import ChunkParams
 from scorekit.scoring.scorer import ScoreParams, rank
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server.deps import base_request_id
+from scorekit.server.media_inputs import check_mm_processor_kwargs, resolve_sides
 from scorekit.server.rank_fields import ranked_text
 from scorekit.server.protocol import (
     CohereApiVersion,
@@ -29,6 +30,7 @@ from scorekit.server.protocol import (
     RerankResponse,
     RerankResult,
     RerankUsage,
+    SCORE_SPELLINGS,
     ScoreCommon,
     ScoreData,
     ScoreRequest,
@@ -62,9 +64,7 @@ def _count(side: Any) -> int:
 
 
 def score_params(state: ServerState, req: ScoreCommon) -> ScoreParams:
-    if req.mm_processor_kwargs:  # {} and null change nothing: accepted, as vLLM does
-        raise ValidationError(f"mm_processor_kwargs: {state.info.architecture} takes no multimodal input, so there "
-                              "is no processor to pass them to.", param="mm_processor_kwargs")
+    check_mm_processor_kwargs(state, req.mm_processor_kwargs)  # {} and null change nothing, as in vLLM
     check_cache_salt(req.cache_salt)
     check_template_kwargs(req.chat_template_kwargs)
     kwargs = dict(req.chat_template_kwargs or {})
@@ -83,7 +83,10 @@ async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> S
     params = score_params(state, req)
     state.check_inputs(_count(side1), "queries")
     state.check_inputs(_count(side2), "documents")
-    result = await state.run(state.scorer().score(_plain(side1), _plain(side2), params), request)
+    # Images fetched and decoded (off the event loop) before the job exists: the engine sees decoded images only.
+    names = next(pair for pair in SCORE_SPELLINGS if getattr(req, pair[0]) is side1 and getattr(req, pair[1]) is side2)
+    side1, side2 = await resolve_sides(state, [(names[0], _plain(side1)), (names[1], _plain(side2))])
+    result = await state.run(state.scorer().score(side1, side2, params), request)
     state.count_tokens("score", result.prompt_tokens)
     return ScoreResponse(
         id=f"score-{base_request_id(request, req.request_id)}",
@@ -121,7 +124,8 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
     params = score_params(state, req)
     state.check_inputs(len(documents), "documents")
     texts = [_document(d, req.rank_fields, i) for i, d in enumerate(documents)]
-    result = await state.run(state.scorer().score(_plain(req.query), texts, params), request)
+    query, texts = await resolve_sides(state, [("query", _plain(req.query)), ("documents", texts)])
+    result = await state.run(state.scorer().score(query, texts, params), request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
