@@ -42,3 +42,26 @@ def test_text_rerank_still_echoes_text_documents(http):
     results = http.post("/rerank", json={"query": "q", "documents": ["a", "b"]}).json()["results"]
     assert {r["document"]["text"] for r in results} == {"a", "b"}
     assert all(r["document"]["multi_modal"] is None for r in results)
+
+
+def test_embeddings_messages_with_an_image_on_text_model(http, media_server):
+    media_server.files["/a.png"] = (png(), "image/png")
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"},
+                                                      {"type": "image_url", "image_url": {"url": media_server.url("/a.png")}}]}]}
+    response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 400
+    # MiniLM has no chat template, which the chat path says first (tests/conformance covers the part-type message)
+    assert "chat template" in response.json()["error"]["message"]
+    assert media_server.hits == []
+    assert http.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("field, value", [
+    ("images", ["data:image/png;base64,iVBORw0KGgo="]),
+    ("inputs", [{"content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/a.png"}}]}]),
+])
+def test_cohere_embed_images_on_text_model(http, field, value):
+    response = http.post("/v2/embed", json={field: value, "embedding_types": ["float"]})
+    assert response.status_code == 400
+    assert f"`{field}` is not supported: this model embeds text only" in response.json()["error"]["message"]
+    assert http.get("/health").status_code == 200

@@ -12,6 +12,7 @@ from scorekit.errors import ValidationError
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server import encoding
 from scorekit.server.deps import base_request_id
+from scorekit.server.media_inputs import resolve_sides, takes_images
 from scorekit.server.protocol import (
     ClassificationData,
     ClassificationRequest,
@@ -59,7 +60,19 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
     truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
     options = dict(normalize=_normalize(req), priority=state.priority(req.priority), dimensions=req.dimensions)
     scorer = state.scorer()
-    if req.messages is not None:
+    # A text-only model takes the chat path, which refuses a non-text part by its type, before any fetch.
+    image_messages = req.messages is not None and takes_images(state) and _has_media_parts(req.messages)
+    if image_messages:
+        # vLLM's embeddings chat form with images: all parts of the messages, in order, are one input.
+        if req.add_generation_prompt or req.continue_final_message or req.chat_template_kwargs:
+            raise ValidationError("messages with images are embedded as one input without a chat template: "
+                                  "add_generation_prompt, continue_final_message and chat_template_kwargs do not "
+                                  "apply", param="messages")
+        parts = [p for m in req.messages for p in (m.get("content") if isinstance(m.get("content"), list)
+                                                    else [{"type": "text", "text": m.get("content") or ""}])]
+        (item,) = await resolve_sides(state, [("messages", {"content": parts})])
+        job = scorer.embed([item], truncation, **options)
+    elif req.messages is not None:
         job = scorer.embed_chat(req.messages, truncation, add_special_tokens=bool(req.add_special_tokens),
                                 chat_options={"add_generation_prompt": req.add_generation_prompt,
                                               "continue_final_message": req.continue_final_message,
@@ -114,8 +127,10 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
     if len(given) != 1:
         raise ValidationError("Exactly one of texts, images or inputs must be given and non-empty.")
     if given[0] != "texts":
-        raise ValidationError(f"`{given[0]}` is not supported: this model embeds text only; use `texts`.",
-                              param=given[0])
+        if not takes_images(state):  # before anything is fetched
+            raise ValidationError(f"`{given[0]}` is not supported: this model embeds text only; use `texts`.",
+                                  param=given[0])
+        return await _cohere_embed_images(state, req, request, given[0])
     limit = req.max_tokens if req.max_tokens else (None if req.truncate == "NONE" else -1)
     side = {"START": "left", "END": "right"}.get(req.truncate or "END") if limit is not None else None
     state.check_inputs(len(req.texts), "texts")
@@ -127,6 +142,32 @@ async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: 
         id=f"embed-{base_request_id(request)}",
         embeddings=_cohere_types(vectors.tolist(), list(req.embedding_types or ["float"])),
         texts=list(req.texts),
+        meta=CohereMeta(api_version=CohereApiVersion(version="2"), billed_units=CohereBilledUnits(input_tokens=tokens)),
+    )
+
+
+def _has_media_parts(messages: list[dict]) -> bool:
+    return any(isinstance(m.get("content"), list) and any(isinstance(p, dict) and p.get("type", "text") != "text"
+                                                          for p in m["content"]) for m in messages)
+
+
+async def _cohere_embed_images(state: ServerState, req: CohereEmbedRequest, request: Request, field: str):
+    """Cohere's `images` (image URLs, data: URIs as Cohere sends them) or `inputs` ({"content": [parts]})."""
+    values = list(getattr(req, field))
+    state.check_inputs(len(values), field)
+    items = ([{"content": [{"type": "image_url", "image_url": {"url": u}}]} for u in values] if field == "images"
+             else values)
+    (resolved,) = await resolve_sides(state, [(field, items)])
+    done = await state.run(state.scorer().embed(resolved, dimensions=req.output_dimension), request)
+    vectors, tokens = torch.stack(done.outputs).numpy(), done.prompt_tokens
+    state.count_tokens("embed", tokens)
+    images = [{"width": p.image.width, "height": p.image.height, "bit_depth": 8}  # as decoded: 8-bit RGB
+              for c in resolved for p in c.images]
+    return CohereEmbedResponse(
+        id=f"embed-{base_request_id(request)}",
+        embeddings=_cohere_types(vectors.tolist(), list(req.embedding_types or ["float"])),
+        texts=[c.text for c in resolved] if field == "inputs" else [],
+        images=images,
         meta=CohereMeta(api_version=CohereApiVersion(version="2"), billed_units=CohereBilledUnits(input_tokens=tokens)),
     )
 
