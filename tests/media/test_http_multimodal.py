@@ -86,3 +86,21 @@ def test_bad_inputs_are_refused_and_the_server_keeps_serving(clip_server, doc, s
     assert error.startswith("5 images in one request" if "per-request" in message else "documents[1]")
     assert http.get("/health").status_code == 200
     assert _rss_mb() - before < 50  # a 243 MB bomb was never decoded
+
+
+def test_embedding_routes_take_images(clip_server, media_server):
+    http, _ = clip_server
+    red, blue = png(color=(220, 20, 20)), png(color=(20, 20, 220))
+    media_server.files["/red.png"] = (red, "image/png")
+    cohere = http.post("/v2/embed", json={"images": [data_uri(red), data_uri(blue)], "embedding_types": ["float"]})
+    assert cohere.status_code == 200, cohere.text
+    body = cohere.json()
+    assert body["images"] == [{"width": 32, "height": 24, "bit_depth": 8}] * 2 and body["texts"] == []
+    red_vec, blue_vec = body["embeddings"]["float"]
+    inputs = http.post("/v2/embed", json={"inputs": [image(media_server.url("/red.png"))]})
+    assert inputs.status_code == 200, inputs.text
+    chat = http.post("/v1/embeddings", json={"messages": [{"role": "user", "content": image(data_uri(red))["content"]}]})
+    assert chat.status_code == 200, chat.text
+    for other in (inputs.json()["embeddings"]["float"][0], chat.json()["data"][0]["embedding"]):
+        assert max(abs(a - b) for a, b in zip(other, red_vec)) < 1e-6
+    assert max(abs(a - b) for a, b in zip(red_vec, blue_vec)) > 1e-4
