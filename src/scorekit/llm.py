@@ -216,8 +216,8 @@ class LLM:
         normalize = pooling.use_activation
         scorer = self.scorer()
         done = self.run(lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o), use_tqdm, "scorekit embed")
-        return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids))
-                for v, p in zip(done.outputs, done.prompts)]
+        return [RequestOutput(self._request_id(), EmbeddingOutput(v.tolist()), list(p.input_ids), n)
+                for v, p, n in zip(done.outputs, done.prompts, done.cached_tokens)]
 
     def classify(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
                  truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
@@ -227,8 +227,8 @@ class LLM:
         scorer = self.scorer()
         done = self.run(lambda **o: scorer.classify(texts, truncation, pooling.use_activation, **o), use_tqdm,
                         "scorekit classify")
-        return [RequestOutput(self._request_id(), ClassificationOutput(p.tolist()), list(u.input_ids))
-                for p, u in zip(done.outputs, done.prompts)]
+        return [RequestOutput(self._request_id(), ClassificationOutput(p.tolist()), list(u.input_ids), n)
+                for p, u, n in zip(done.outputs, done.prompts, done.cached_tokens)]
 
     def encode(self, prompts, pooling_params: PoolingParams | None = None, *, use_tqdm: bool = True,
                pooling_task: str | None = None, truncate_prompt_tokens: int | None = None,
@@ -254,8 +254,8 @@ class LLM:
             "classify": lambda **o: scorer.classify(texts, truncation, pooling.use_activation, **o),
         }[pooling_task]
         done = self.run(build, use_tqdm, f"scorekit {pooling_task}")
-        return [RequestOutput(self._request_id(), PoolingOutput(out), list(p.input_ids))
-                for out, p in zip(done.outputs, done.prompts)]
+        return [RequestOutput(self._request_id(), PoolingOutput(out), list(p.input_ids), n)
+                for out, p, n in zip(done.outputs, done.prompts, done.cached_tokens)]
 
     def reward(self, prompts, pooling_params: PoolingParams | None = None, *, use_tqdm: bool = True,
                **kwargs: Any) -> list[RequestOutput]:

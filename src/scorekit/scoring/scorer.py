@@ -57,6 +57,7 @@ class Encoded:
 
     outputs: list[torch.Tensor]
     prompts: list[Prompt]
+    cached_tokens: list[int] = field(default_factory=list)  # per input: tokens the engine did not compute for it
 
     @property
     def prompt_tokens(self) -> int:
@@ -371,7 +372,8 @@ class Scorer:
         else:
             prompts = self.builder.from_ids([self._token_list(i, "input") for i in inputs], truncation)
         outputs = yield Step(task, prompts)
-        return Encoded([post(o) for o in outputs] if post is not None else list(outputs), prompts)
+        return Encoded([post(o) for o in outputs] if post is not None else list(outputs), prompts,
+                       list(outputs.cached_tokens))
 
     # -- tokenizer ---------------------------------------------------------------------------------------
     def tokenize(self, text: str, add_special_tokens: bool = True, priority: int = 0) -> Job:
