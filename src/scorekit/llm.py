@@ -268,6 +268,8 @@ class LLM:
         """P(label_token_ids[0]) as the next token after query+item (SPEC §5.5), one output per item."""
         if isinstance(items, str):
             items = [items]
+        # {"content": [...]} query/items resolved to Content on a multimodal model (Qwen-VL), as in score()
+        query, items = self._resolved(query), self._resolved(list(items))
         scorer = self.scorer()
         done = self.run(lambda **o: scorer.generative(query, list(items), list(label_token_ids),
                                                       apply_softmax=apply_softmax, item_first=item_first,

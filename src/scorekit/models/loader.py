@@ -249,6 +249,34 @@ def _load_two_tower(location: ModelLocation, config, tokenizer, device: torch.de
     return LoadedModel(location, config, tokenizer, ScoringModel(info, backbone, device, dtype), media_inputs=inputs)
 
 
+def _load_vl(location: ModelLocation, config, family: str, tokenizer, device: torch.device, dtype: torch.dtype,
+             runner: str, task: str | None, max_model_len: int | None, quantization: str | None) -> LoadedModel:
+    """ColPali/ColQwen2 and Qwen-VL (models/vision/vl_loading.py): the transformers class loaded strictly, and
+    the input builder the Scorer sends texts and images through (scoring/vl_inputs.py)."""
+    from scorekit.models.vision import vl_loading
+    from scorekit.scoring.vl_inputs import ColVisionMediaInputs, QwenVLMediaInputs
+
+    if location.gguf_file is not None:
+        raise ModelLoadError(f"{config.model_type}: vision-language models load from a folder, not a GGUF file")
+    if quantization not in (None, "none"):
+        raise ModelLoadError(f"quantization={quantization!r} is not supported for {config.model_type}")
+    info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len)
+    backbone = vl_loading.load_vl_backbone(location.folder, config, family, dtype).to(device)
+    head = None
+    if family == vl_loading.COLVISION:
+        inputs = ColVisionMediaInputs(vl_loading.load_colvision_inputs(location.folder, config, info.max_model_len),
+                                      backbone.embedding_dim)
+    else:
+        if info.task not in ("classify", "generate"):
+            raise ModelLoadError(f"{info.architecture}: a Qwen-VL model serves generative scoring, or classify "
+                                 f"through hf_overrides' classifier_from_token, not {info.task!r}")
+        if info.task == "classify":
+            head = _decoder_head(info, tokenizer, backbone)
+        inputs = QwenVLMediaInputs(tokenizer, vl_loading.load_image_processor(location.folder), info.max_model_len)
+    return LoadedModel(location, config, tokenizer, ScoringModel(info, backbone, device, dtype, decoder_head=head),
+                       media_inputs=inputs)
+
+
 def load_model(
     model: str | None = None,
     runner: str = "auto",
@@ -274,6 +302,12 @@ def load_model(
     if config.model_type in TWO_TOWER_TYPES:
         return _load_two_tower(location, config, tokenizer, torch_device, torch_dtype, runner, task, max_model_len,
                                quantization, convert, pooler_config)
+    from scorekit.models.vision.vl_loading import vl_family
+
+    family = vl_family(config)
+    if family is not None:
+        return _load_vl(location, config, family, tokenizer, torch_device, torch_dtype, runner, task, max_model_len,
+                        quantization)
     own = use_own_models and config.model_type in ENCODER_TYPES | DECODER_TYPES
     state = _state_dict(location, config) if own or location.gguf_file is None else None
     info = describe_model(config, location.folder, runner=runner, task=task, max_model_len=max_model_len,

@@ -21,6 +21,9 @@ ENCODER_TYPES = {"bert", "roberta", "xlm-roberta"}
 DECODER_TYPES = {"llama", "qwen2", "qwen3", "gemma3_text", "gemma3"}
 # Two-tower text/image bi-encoders (models/vision/clip.py): each input embedded by its own tower.
 TWO_TOWER_TYPES = {"clip", "siglip", "siglip2"}
+# Vision-language families (models/vision/vl_loading.py): Qwen-VL decoders, and ColPali/ColQwen2 late interaction.
+QWEN_VL_TYPES = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl"}
+COLVISION_TYPES = {"colpali", "colqwen2"}
 SCORE_TYPES = {"embed": "bi-encoder", "classify": "cross-encoder", "token_embed": "late-interaction"}
 TASKS = ("embed", "classify", "token_embed", "generate")
 
@@ -142,7 +145,8 @@ def _activation(config, num_labels: int) -> str:
 
 
 def _max_model_len(config, folder: Path, requested: int | None) -> int:
-    text_config = getattr(config, "text_config", None) or config
+    # get_text_config() finds the language model's config wherever it sits (ColPali's is under vlm_config).
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     derived = getattr(text_config, "max_position_embeddings", None) or 512
     if getattr(config, "model_type", "") in ("roberta", "xlm-roberta"):
         derived -= (getattr(config, "pad_token_id", 1) or 0) + 1  # positions start after padding_idx
@@ -214,7 +218,7 @@ def _is_decoder(model_type: str, architecture: str) -> bool:
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
-    if architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES:
+    if architecture.endswith("ForCausalLM") or model_type in DECODER_TYPES | QWEN_VL_TYPES:
         return True
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
@@ -262,6 +266,8 @@ def describe_model(
             task = "generate"
         elif architecture.endswith("ForSequenceClassification") or conversion is not None:
             task = "classify"
+        elif model_type in COLVISION_TYPES:
+            task = "token_embed"  # one vector per token (image tokens included), scored by MaxSim
         elif architecture == "HF_ColBERT" or has_colbert_linear or ("Dense" in modules and "Pooling" not in modules):
             task = "token_embed"
         elif is_decoder and runner == "auto" and not _is_base_model(architecture):
@@ -273,6 +279,9 @@ def describe_model(
     if model_type in TWO_TOWER_TYPES and task != "embed":
         raise ModelLoadError(f"{architecture} is a two-tower text/image bi-encoder: it serves task 'embed' only "
                              f"(scores are cosines of its embeddings), not {task!r}")
+    if model_type in COLVISION_TYPES and task != "token_embed":
+        raise ModelLoadError(f"{architecture} is a late-interaction retriever: it serves task 'token_embed' only, "
+                             f"not {task!r}")
     if task == "generate" and not is_decoder:
         raise ModelLoadError(f"{architecture} is not a causal language model: it cannot run generative scoring")
 
@@ -305,5 +314,5 @@ def describe_model(
         default_use_activation=pooler.use_activation is not False,
         logit_mean=pooler.logit_mean,
         logit_sigma=pooler.logit_sigma,
-        multimodal=model_type in TWO_TOWER_TYPES,
+        multimodal=model_type in TWO_TOWER_TYPES | QWEN_VL_TYPES | COLVISION_TYPES,
     )

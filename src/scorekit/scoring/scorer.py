@@ -213,11 +213,31 @@ class Scorer:
         return budget
 
     def _cross(self, pairs, params: ScoreParams) -> Plan:
-        prompts = self.builder.pairs(pairs, params.truncation, params.template_kwargs)
+        prompts = self._pair_prompts(pairs, params)
         logits = [self._calibrated(l) for l in (yield Step(Task(TaskKind.CLASSIFY), prompts))]
         activated = self.activated(params.use_activation)
         scores = [float(maths.activate(l, self.info.activation)[0] if activated else l[0]) for l in logits]
         return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts))
+
+    def _pair_prompts(self, pairs, params: ScoreParams) -> list[Prompt]:
+        """Text-only pairs through the text path; on a Qwen-VL model, pairs with images through QwenVLPrompts
+        (scoring/multimodal_prompts.py). Each pair's prompt depends on that pair only: batches stay invariant."""
+        with_media = [i for i, (q, d) in enumerate(pairs) if is_multimodal(q) or is_multimodal(d)]
+        if not with_media:
+            return self.builder.pairs(pairs, params.truncation, params.template_kwargs)
+        from scorekit.scoring.vl_inputs import refuse_truncation
+
+        refuse_truncation(params.truncation, self.info.architecture)
+        vl = self.loaded.media_inputs.prompts_for(self.template, self.builder.special_tokens)
+        prompts: list = [None] * len(pairs)
+        for i, p in zip(with_media, vl.pairs([pairs[i] for i in with_media], params.template_kwargs)):
+            prompts[i] = p
+        text = [i for i in range(len(pairs)) if prompts[i] is None]
+        if text:
+            for i, p in zip(text, self.builder.pairs([pairs[i] for i in text], params.truncation,
+                                                     params.template_kwargs)):
+                prompts[i] = p
+        return prompts
 
     def _sides(self, pairs, params: ScoreParams, one_query: bool) -> tuple[list[Prompt], list[Prompt]]:
         """Bi-encoder and late interaction: each side is its own prompt; a 1:N query is encoded once."""
@@ -409,6 +429,14 @@ class Scorer:
         labels = tuple(dict.fromkeys(label_token_ids))  # duplicates collapse, first label stays first
         if len(labels) > MAX_LABELS:
             raise ValidationError(f"At most {MAX_LABELS} label_token_ids are supported, got {len(labels)}.")
+        if is_multimodal(query) or any(is_multimodal(i) for i in items):
+            if not self.info.multimodal:
+                raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
+            vl = self.loaded.media_inputs.prompts_for(self.template, self.builder.special_tokens)
+            prompts = vl.generative(query, list(items), item_first, add_special_tokens)
+            task = Task(TaskKind.NEXT_TOKEN, labels, full_vocab_log_softmax=not apply_softmax)
+            return Job(self._generative_run(task, prompts, apply_softmax), priority=priority, size=len(items),
+                       **job_options)
         strings = [isinstance(i, str) for i in items]
         if any(strings) and not all(strings):
             raise ValidationError("items must be all strings or all token id lists, not a mix.", param="items")
@@ -430,6 +458,9 @@ class Scorer:
         prompts = [Prompt(tuple(((i + q_ids) if item_first else (q_ids + i))[:keep])) for i in item_ids]
         if any(len(p) == 0 for p in prompts):
             raise ValidationError("A generative scoring prompt is empty: give a query or non-empty items.")
+        return (yield from self._generative_run(task, prompts, apply_softmax))
+
+    def _generative_run(self, task: Task, prompts: list[Prompt], apply_softmax: bool) -> Plan:
         values = yield Step(task, prompts)
         scores = [float(maths.label_probabilities(v, apply_softmax)[0]) for v in values]
         return GenerativeResult(scores, sum(len(p) for p in prompts))
