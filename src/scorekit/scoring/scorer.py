@@ -432,11 +432,9 @@ class Scorer:
         if is_multimodal(query) or any(is_multimodal(i) for i in items):
             if not self.info.multimodal:
                 raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
-            vl = self.loaded.media_inputs.prompts_for(self.template, self.builder.special_tokens)
-            prompts = vl.generative(query, list(items), item_first, add_special_tokens)
             task = Task(TaskKind.NEXT_TOKEN, labels, full_vocab_log_softmax=not apply_softmax)
-            return Job(self._generative_run(task, prompts, apply_softmax), priority=priority, size=len(items),
-                       **job_options)
+            return Job(self._generative_media(task, query, list(items), apply_softmax, item_first, add_special_tokens),
+                       priority=priority, size=len(items), **job_options)
         strings = [isinstance(i, str) for i in items]
         if any(strings) and not all(strings):
             raise ValidationError("items must be all strings or all token id lists, not a mix.", param="items")
@@ -458,6 +456,14 @@ class Scorer:
         prompts = [Prompt(tuple(((i + q_ids) if item_first else (q_ids + i))[:keep])) for i in item_ids]
         if any(len(p) == 0 for p in prompts):
             raise ValidationError("A generative scoring prompt is empty: give a query or non-empty items.")
+        return (yield from self._generative_run(task, prompts, apply_softmax))
+
+    def _generative_media(self, task: Task, query, items, apply_softmax: bool, item_first: bool,
+                          add_special_tokens: bool) -> Plan:
+        """Prompts with images built in the plan, so the image processor runs on a model thread (as tokenising
+        does for text), never on the caller's thread: the server calls `generative` on its event loop."""
+        vl = self.loaded.media_inputs.prompts_for(self.template, self.builder.special_tokens)
+        prompts = vl.generative(query, items, item_first, add_special_tokens)
         return (yield from self._generative_run(task, prompts, apply_softmax))
 
     def _generative_run(self, task: Task, prompts: list[Prompt], apply_softmax: bool) -> Plan:
