@@ -15,6 +15,12 @@ def is_multimodal(item: ScoreInput) -> bool:
     return isinstance(item, Content) or (isinstance(item, dict) and "content" in item)
 
 
+def refuse_multimodal(items: Sequence[ScoreInput], architecture: str, multimodal_model: bool) -> None:
+    """SPEC §4 rule 1, the one place it is written: any multimodal input on a text-only model is a 400."""
+    if not multimodal_model and any(is_multimodal(item) for item in items):
+        raise ValidationError(f"MultiModalParam is not supported for {architecture}")
+
+
 def as_list(side: ScoreInput | Sequence[ScoreInput]) -> list[ScoreInput]:
     """A bare string or multimodal object counts as a one-element list."""
     if isinstance(side, (str, dict, Content)):
@@ -30,10 +36,7 @@ def pair_inputs(
 ) -> list[tuple[ScoreInput, ScoreInput]]:
     """Apply vLLM's checks in its order and return the pairs (1:N broadcasts the single query)."""
     left, right = as_list(side1), as_list(side2)
-    if not multimodal_model:
-        for item in (*left, *right):
-            if is_multimodal(item):
-                raise ValidationError(f"MultiModalParam is not supported for {architecture}")
+    refuse_multimodal((*left, *right), architecture, multimodal_model)
     if len(left) > 1 and len(left) != len(right):
         raise ValidationError("Input lengths must be either 1:1, 1:N or N:N")
     if len(left) == 0:

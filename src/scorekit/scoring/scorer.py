@@ -21,7 +21,7 @@ from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
 from scorekit.scoring.chat import chat_token_ids
 from scorekit.scoring.chunking import EDGE_SLACK_TOKENS, ChunkParams, aggregate, token_windows
-from scorekit.scoring.pairing import as_list, is_multimodal, pair_inputs
+from scorekit.scoring.pairing import as_list, is_multimodal, pair_inputs, refuse_multimodal
 from scorekit.scoring.prompts import PromptBuilder
 from scorekit.scoring.truncation import TruncationParams
 
@@ -253,8 +253,7 @@ class Scorer:
         media_inputs = self.loaded.media_inputs
         if media_inputs is not None:
             return media_inputs.prompts(items, self.builder, truncation, is_query)
-        if any(is_multimodal(i) for i in items):
-            raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
+        refuse_multimodal(items, self.info.architecture, self.info.multimodal)
         return self.builder.singles(items, truncation, is_query=is_query, add_special_tokens=add_special_tokens)
 
     def _separate_result(self, scores: list[float], query_prompts: list[Prompt], doc_prompts: list[Prompt],
@@ -309,8 +308,7 @@ class Scorer:
         model's vectors (normalised after the cut, as vLLM does). A multimodal model also takes resolved
         `Content` inputs (images), mixed with texts in any order."""
         inputs, truncation = self._singles(inputs, truncation)
-        if not self.info.multimodal and any(is_multimodal(i) for i in inputs):
-            raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
+        refuse_multimodal(inputs, self.info.architecture, self.info.multimodal)
         return self._embed_job(lambda: inputs, len(inputs), truncation, normalize, priority, add_special_tokens,
                                dimensions, job_options)
 
@@ -430,8 +428,7 @@ class Scorer:
         if len(labels) > MAX_LABELS:
             raise ValidationError(f"At most {MAX_LABELS} label_token_ids are supported, got {len(labels)}.")
         if is_multimodal(query) or any(is_multimodal(i) for i in items):
-            if not self.info.multimodal:
-                raise ValidationError(f"MultiModalParam is not supported for {self.info.architecture}")
+            refuse_multimodal([query, *items], self.info.architecture, self.info.multimodal)
             task = Task(TaskKind.NEXT_TOKEN, labels, full_vocab_log_softmax=not apply_softmax)
             return Job(self._generative_media(task, query, list(items), apply_softmax, item_first, add_special_tokens),
                        priority=priority, size=len(items), **job_options)

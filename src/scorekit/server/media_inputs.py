@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from scorekit.errors import ValidationError
 from scorekit.media.policy import MediaConfig
 from scorekit.media.resolve import is_multimodal, resolve_inputs_async
+from scorekit.scoring.pairing import refuse_multimodal
 
 
 def media_config(state) -> MediaConfig:
@@ -23,8 +24,7 @@ def takes_images(state) -> bool:
 
 
 def refuse_on_text_model(state, items: Sequence[Any]) -> None:
-    if not takes_images(state) and any(is_multimodal(i) for i in items):
-        raise ValidationError(f"MultiModalParam is not supported for {state.info.architecture}")
+    refuse_multimodal(items, state.info.architecture, takes_images(state))
 
 
 def check_mm_processor_kwargs(state, kwargs: dict | None) -> None:
