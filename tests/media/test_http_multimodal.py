@@ -104,3 +104,13 @@ def test_embedding_routes_take_images(clip_server, media_server):
     for other in (inputs.json()["embeddings"]["float"][0], chat.json()["data"][0]["embedding"]):
         assert max(abs(a - b) for a, b in zip(other, red_vec)) < 1e-6
     assert max(abs(a - b) for a, b in zip(red_vec, blue_vec)) > 1e-4
+
+
+def test_cohere_image_embeds_refuse_truncation_they_cannot_honour(clip_server):
+    http, _ = clip_server
+    for extra, param in (({"max_tokens": 5}, "max_tokens"), ({"truncate": "START"}, "truncate"),
+                         ({"truncate": "NONE"}, "truncate")):
+        r = http.post("/v2/embed", json={"images": [data_uri(png())], **extra})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == param and "do not apply to `images`" in r.json()["error"]["message"]
+    assert http.post("/v2/embed", json={"images": [data_uri(png())], "truncate": "END"}).status_code == 200

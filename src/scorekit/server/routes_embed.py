@@ -155,6 +155,12 @@ async def _cohere_embed_images(state: ServerState, req: CohereEmbedRequest, requ
     """Cohere's `images` (image URLs, data: URIs as Cohere sends them) or `inputs` ({"content": [parts]})."""
     values = list(getattr(req, field))
     state.check_inputs(len(values), field)
+    # An image model's text tower cuts texts as its processor does (END, at its fixed length): other truncation
+    # settings would be ignored, so they are refused (the text path of `texts` honours them).
+    if req.max_tokens or (req.truncate or "END") != "END":
+        raise ValidationError(f"max_tokens and truncate={req.truncate!r} do not apply to `{field}`: the model's "
+                              "processor cuts texts at its own length (truncate END)",
+                              param="max_tokens" if req.max_tokens else "truncate")
     items = ([{"content": [{"type": "image_url", "image_url": {"url": u}}]} for u in values] if field == "images"
              else values)
     (resolved,) = await resolve_sides(state, [(field, items)])
