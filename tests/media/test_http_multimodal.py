@@ -114,3 +114,13 @@ def test_cohere_image_embeds_refuse_truncation_they_cannot_honour(clip_server):
         assert r.status_code == 400, r.text
         assert r.json()["error"]["param"] == param and "do not apply to `images`" in r.json()["error"]["message"]
     assert http.post("/v2/embed", json={"images": [data_uri(png())], "truncate": "END"}).status_code == 200
+
+
+def test_image_messages_refuse_chat_options_they_cannot_honour(clip_server):
+    http, _ = clip_server
+    content = image(data_uri(png()))["content"]
+    for extra in ({"add_special_tokens": False}, {"add_generation_prompt": True}, {"continue_final_message": True},
+                  {"chat_template_kwargs": {"x": 1}}):
+        r = http.post("/v1/embeddings", json={"messages": [{"role": "user", "content": content}], **extra})
+        assert r.status_code == 400, (extra, r.text)
+        assert r.json()["error"]["param"] == "messages" and "do not apply" in r.json()["error"]["message"]

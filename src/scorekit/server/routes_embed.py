@@ -64,10 +64,12 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
     image_messages = req.messages is not None and takes_images(state) and _has_media_parts(req.messages)
     if image_messages:
         # vLLM's embeddings chat form with images: all parts of the messages, in order, are one input.
-        if req.add_generation_prompt or req.continue_final_message or req.chat_template_kwargs:
-            raise ValidationError("messages with images are embedded as one input without a chat template: "
-                                  "add_generation_prompt, continue_final_message and chat_template_kwargs do not "
-                                  "apply", param="messages")
+        if (req.add_generation_prompt or req.continue_final_message or req.chat_template_kwargs
+                or req.add_special_tokens is not None):
+            raise ValidationError("messages with images are embedded as one input without a chat template, its "
+                                  "texts tokenised as the model's processor does: add_generation_prompt, "
+                                  "continue_final_message, chat_template_kwargs and add_special_tokens do not apply",
+                                  param="messages")
         parts = [p for m in req.messages for p in (m.get("content") if isinstance(m.get("content"), list)
                                                     else [{"type": "text", "text": m.get("content") or ""}])]
         (item,) = await resolve_sides(state, [("messages", {"content": parts})])
