@@ -3,12 +3,35 @@ built here from a transformers config, with MiniLM's real tokenizer, and saved a
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
 import torch
 
+from scorekit import LLM
+from scorekit.config import ServerConfig
+from scorekit.server.app import build_app
+
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+@contextlib.contextmanager
+def served_as(live_server, llm, name: str):
+    """An HTTP client to a live server of `llm` under the model name the ported vLLM test uses."""
+    with live_server(build_app(llm, ServerConfig(served_model_names=(name,)))) as live, live.client() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def served_config(live_server, config, name: str):
+    """`served_as` for a model the test loads itself (from a ModelConfig), stopped afterwards."""
+    llm = LLM.from_configs(config)
+    try:
+        with served_as(live_server, llm, name) as client:
+            yield client
+    finally:
+        llm.engine.scheduler.stop()
 
 
 def save_bert(folder, model_cls, minilm_dir, seed: int, **config):

@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scorekit import LLM
-from scorekit.config import ModelConfig, ServerConfig
-from scorekit.server.app import build_app
+from scorekit.config import ModelConfig
 from scorekit.server.protocol import PoolingResponse, RerankResponse, ScoreResponse
+from tests.conformance.conftest import served_config
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 INPUT_TEXT = "This product was excellent and exceeded my expectations"
@@ -21,10 +20,8 @@ TEXTS_2 = ["The capital of France is Paris.", "The capital of Germany is Berlin.
 
 @pytest.fixture(scope="module")
 def server(live_server, minilm_dir):
-    llm = LLM.from_configs(ModelConfig(str(minilm_dir), max_model_len=100))
-    with live_server(build_app(llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, live.client() as c:
-        yield c
-    llm.engine.scheduler.stop()
+    with served_config(live_server, ModelConfig(str(minilm_dir), max_model_len=100), MODEL_NAME) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

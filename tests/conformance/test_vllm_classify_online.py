@@ -11,10 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scorekit import LLM
-from scorekit.config import ModelConfig, ServerConfig
-from scorekit.server.app import build_app
+from scorekit.config import ModelConfig
 from scorekit.server.protocol import ClassificationResponse, PoolingResponse
+from tests.conformance.conftest import served_config
 
 MODEL_NAME = "jason9693/Qwen2.5-1.5B-apeach"
 INPUT_TEXT = "This product was excellent and exceeded my expectations"
@@ -22,10 +21,8 @@ INPUT_TEXT = "This product was excellent and exceeded my expectations"
 
 @pytest.fixture(scope="module")
 def server(live_server, tiny_llama_classifier):
-    llm = LLM.from_configs(ModelConfig(str(tiny_llama_classifier), max_model_len=512))
-    with live_server(build_app(llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, live.client() as c:
-        yield c
-    llm.engine.scheduler.stop()
+    with served_config(live_server, ModelConfig(str(tiny_llama_classifier), max_model_len=512), MODEL_NAME) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scorekit import LLM
-from scorekit.config import ModelConfig, ServerConfig
-from scorekit.server.app import build_app
+from scorekit.config import ModelConfig
 from scorekit.server.protocol import PoolingResponse, RerankResponse, ScoreResponse
+from tests.conformance.conftest import served_config
 
 MODEL_NAME = "BAAI/bge-reranker-base"
 INPUT_TEXT = "This product was excellent and exceeded my expectations"
@@ -26,10 +25,8 @@ DOCUMENTS = ["The capital of Brazil is Brasilia.", "The capital of France is Par
 
 @pytest.fixture(scope="module")
 def server(live_server, tiny_cross_encoder):
-    llm = LLM.from_configs(ModelConfig(str(tiny_cross_encoder), max_model_len=100))
-    with live_server(build_app(llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, live.client() as c:
-        yield c
-    llm.engine.scheduler.stop()
+    with served_config(live_server, ModelConfig(str(tiny_cross_encoder), max_model_len=100), MODEL_NAME) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scorekit.config import ServerConfig
-from scorekit.server.app import build_app
+from tests.conformance.conftest import served_as
 
 MODEL_NAME = "Qwen/Qwen3-0.6B"
 
 
 @pytest.fixture(scope="module")
 def server(live_server, smollm2_llm):
-    with live_server(build_app(smollm2_llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, \
-            live.client() as client:
+    with served_as(live_server, smollm2_llm, MODEL_NAME) as client:
         yield client
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scorekit import LLM
-from scorekit.config import ModelConfig, ServerConfig
-from scorekit.server.app import build_app
+from scorekit.config import ModelConfig
 from scorekit.server.protocol import RerankResponse, ScoreResponse
+from tests.conformance.conftest import served_config
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -27,10 +26,8 @@ DOCUMENTS = ["The capital of Brazil is Brasilia.", "The capital of France is Par
 
 @pytest.fixture(scope="module")
 def server(live_server, minilm_dir):
-    llm = LLM.from_configs(ModelConfig(str(minilm_dir), task="token_embed", max_model_len=MAX_MODEL_LEN))
-    with live_server(build_app(llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, live.client() as c:
-        yield c
-    llm.engine.scheduler.stop()
+    with served_config(live_server, ModelConfig(str(minilm_dir), task="token_embed", max_model_len=MAX_MODEL_LEN), MODEL_NAME) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

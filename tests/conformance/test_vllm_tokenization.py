@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from scorekit.config import ServerConfig
-from scorekit.server.app import build_app
+from tests.conformance.conftest import served_as
 
 MODEL_NAME = "HuggingFaceH4/zephyr-7b-beta"
 CONVERSATION = [{"role": "user", "content": "Hi there!"}, {"role": "assistant", "content": "Nice to meet you!"},
@@ -20,8 +19,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 @pytest.fixture(scope="module")
 def server(live_server, smollm2_llm):
-    with live_server(build_app(smollm2_llm, ServerConfig(served_model_names=(MODEL_NAME,)))) as live, \
-            live.client() as client:
+    with served_as(live_server, smollm2_llm, MODEL_NAME) as client:
         yield client
 
 
