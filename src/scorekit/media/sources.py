@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -17,6 +18,8 @@ import httpx
 
 from scorekit.errors import TooLarge, ValidationError
 from scorekit.media.policy import MediaConfig
+
+log = logging.getLogger(__name__)
 
 def _short(url: str) -> str:
     """A URL as an error message shows it: data: URLs hold megabytes of base64."""
@@ -126,7 +129,9 @@ def http_bytes(url: str, config: MediaConfig) -> bytes:
         except httpx.TimeoutException:
             raise _timeout(url, config) from None
         except httpx.HTTPError as exc:
-            raise ValidationError(f"image URL {_short(url)!r} could not be fetched: {type(exc).__name__}: {exc}") from None
+            # The client hears the kind of failure only; httpx's own text (addresses, OS errors) goes to the log.
+            log.info("image URL %r could not be fetched: %r", _short(url), exc)
+            raise ValidationError(f"image URL {_short(url)!r} could not be fetched ({type(exc).__name__})") from None
     raise ValidationError(f"image URL redirected more than --max-media-redirects ({config.max_media_redirects}) times")
 
 
