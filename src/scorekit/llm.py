@@ -186,8 +186,9 @@ class LLM:
         result = self.run(lambda **o: scorer.score(data_1, data_2, params, **o), use_tqdm, "scorekit score")
         chunks = result.chunks or [None] * len(result.scores)
         spans = result.best_chunk or [None] * len(result.scores)
-        return [(RequestOutput(self._request_id(), ScoringOutput(s), ids), (n, span))
-                for s, ids, n, span in zip(result.scores, result.prompt_token_ids, chunks, spans)]
+        return [(RequestOutput(self._request_id(), ScoringOutput(s), ids, cached), (n, span))
+                for s, ids, cached, n, span in zip(result.scores, result.prompt_token_ids, result.cached_tokens,
+                                                   chunks, spans)]
 
     def rerank(self, query, documents: Sequence[Any], *, top_n: int = 0, use_tqdm: bool = True,
                pooling_params: PoolingParams | None = None, tokenization_kwargs: dict | None = None,
@@ -205,7 +206,8 @@ class LLM:
         chunking = ChunkParams(max_chunks_per_doc, chunk_overlap_tokens, chunk_aggregation)
         scored = self._score(query, docs, use_tqdm, pooling, tokenization_kwargs, chat_template, None, None, chunking)
         ranked = rank(docs, [o.outputs.score for o, _ in scored], top_n)
-        return [RerankOutput(r.index, r.document, r.relevance_score, *scored[r.index][1]) for r in ranked]
+        return [RerankOutput(r.index, r.document, r.relevance_score, *scored[r.index][1],
+                             num_cached_tokens=scored[r.index][0].num_cached_tokens) for r in ranked]
 
     def embed(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
               truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
@@ -275,4 +277,5 @@ class LLM:
                                                       apply_softmax=apply_softmax, item_first=item_first,
                                                       add_special_tokens=add_special_tokens, **o),
                         use_tqdm, "scorekit generative")
-        return [RequestOutput(self._request_id(), ScoringOutput(s)) for s in done.scores]
+        return [RequestOutput(self._request_id(), ScoringOutput(s), ids, n)
+                for s, ids, n in zip(done.scores, done.prompt_token_ids, done.cached_tokens)]

@@ -56,6 +56,7 @@ class RerankOutput:
     relevance_score: float
     chunks: int | None = None  # with max_chunks_per_doc > 1: the windows of this document that were scored
     best_chunk: tuple[int, int] | None = None  # and the character span of the one that decided the score
+    num_cached_tokens: int = 0  # as RequestOutput's, for this document's pair (docs/fields.md, "Offline outputs")
 
 
 @dataclass

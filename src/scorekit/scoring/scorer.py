@@ -49,6 +49,11 @@ class ScoreResult:
     chunks: list[int] | None = None
     best_chunk: list[tuple[int, int]] | None = None
     chunks_truncated: list[bool] | None = None
+    # Per pair, vLLM's num_cached_tokens: prompt tokens the engine did not compute for this pair (engine/runner.py
+    # says when). A cross-encoder pair: its packed prompt's; bi-encoder and late interaction: its query's plus its
+    # document's, as vLLM adds both sides (a 1:N query's count goes into every pair); with chunking: the sum over
+    # the document's windows.
+    cached_tokens: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Encoded:
 class GenerativeResult:
     scores: list[float]
     prompt_tokens: int
+    prompt_token_ids: list[list[int]] = field(default_factory=list)  # per item: the prompt that ran
+    cached_tokens: list[int] = field(default_factory=list)  # per item: vLLM's num_cached_tokens (engine/runner.py)
 
 
 @dataclass
@@ -188,14 +195,15 @@ class Scorer:
         by_pair: list[list[int]] = [[] for _ in pairs]
         for row, i in enumerate(owner):
             by_pair[i].append(row)
-        scores, token_ids, best_spans = [], [], []
+        scores, token_ids, best_spans, cached = [], [], [], []
         for i, rows in enumerate(by_pair):
             value, best = aggregate([inner.scores[r] for r in rows], chunking.chunk_aggregation)
             scores.append(value)
             token_ids.append(inner.prompt_token_ids[rows[best]])
             best_spans.append(windows[i].spans[best])
+            cached.append(sum(inner.cached_tokens[r] for r in rows))
         return ScoreResult(scores, token_ids, inner.prompt_tokens, [len(rows) for rows in by_pair], best_spans,
-                           [w.total > len(w.spans) for w in windows])
+                           [w.total > len(w.spans) for w in windows], cached)
 
     def _document_budget(self, query: str, params: ScoreParams, score_type: str) -> int:
         """Document tokens one window may hold: the model's limit less what the query, template and special
@@ -214,10 +222,12 @@ class Scorer:
 
     def _cross(self, pairs, params: ScoreParams) -> Plan:
         prompts = self._pair_prompts(pairs, params)
-        logits = [self._calibrated(l) for l in (yield Step(Task(TaskKind.CLASSIFY), prompts))]
+        outputs = yield Step(Task(TaskKind.CLASSIFY), prompts)
+        logits = [self._calibrated(l) for l in outputs]
         activated = self.activated(params.use_activation)
         scores = [float(maths.activate(l, self.info.activation)[0] if activated else l[0]) for l in logits]
-        return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts))
+        return ScoreResult(scores, [list(p.input_ids) for p in prompts], sum(len(p) for p in prompts),
+                           cached_tokens=list(outputs.cached_tokens))
 
     def _pair_prompts(self, pairs, params: ScoreParams) -> list[Prompt]:
         """Text-only pairs through the text path; on a Qwen-VL model, pairs with images through QwenVLPrompts
@@ -257,15 +267,16 @@ class Scorer:
         return self.builder.singles(items, truncation, is_query=is_query, add_special_tokens=add_special_tokens)
 
     def _separate_result(self, scores: list[float], query_prompts: list[Prompt], doc_prompts: list[Prompt],
-                         one_query: bool) -> ScoreResult:
+                         one_query: bool, query_cached: list[int], doc_cached: list[int]) -> ScoreResult:
         if one_query:
             query_prompts = query_prompts * len(doc_prompts)
+            query_cached = query_cached * len(doc_prompts)
         pad = self.builder.pad_id
         token_ids = [list(q.input_ids) + [pad] + list(d.input_ids) for q, d in zip(query_prompts, doc_prompts)]
         # Usage as vLLM reports it (measured: 39 tokens for a 1 × 2 request we once counted as 28): every pair's
         # query + separator + document, though a 1:N query runs once. An image counts its vision tokens.
         usage = sum(q.num_tokens + 1 + d.num_tokens for q, d in zip(query_prompts, doc_prompts))
-        return ScoreResult(scores, token_ids, usage)
+        return ScoreResult(scores, token_ids, usage, cached_tokens=[q + d for q, d in zip(query_cached, doc_cached)])
 
     def _bi_encoder(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
         query_prompts, doc_prompts = self._sides(pairs, params, one_query)
@@ -273,7 +284,9 @@ class Scorer:
         query_out, doc_out = outputs[: len(query_prompts)], outputs[len(query_prompts):]
         query_out = query_out * len(pairs) if one_query else query_out
         scores = [maths.cosine(q, d) for q, d in zip(query_out, doc_out)]
-        return self._separate_result(scores, query_prompts, doc_prompts, one_query)
+        cached = outputs.cached_tokens
+        return self._separate_result(scores, query_prompts, doc_prompts, one_query, cached[: len(query_prompts)],
+                                     cached[len(query_prompts):])
 
     def _late_interaction(self, pairs, params: ScoreParams, one_query: bool) -> Plan:
         """MaxSim scores, with the documents run in steps that are reduced to scores at once: the token
@@ -285,14 +298,18 @@ class Scorer:
         unit = maths.normalize if self.info.default_use_activation else (lambda m: m)
         scores: list[float] = []
         queries: list[torch.Tensor] = []
+        query_cached: list[int] = []
+        doc_cached: list[int] = []
         for start, end in _chunks([len(p) for p in doc_prompts], LATE_INTERACTION_CHUNK_TOKENS):
             # The chunk's own queries run in the same step (1:N: the one query, with the first chunk).
             chunk_queries = (query_prompts if start == 0 else []) if one_query else query_prompts[start:end]
             outputs = yield Step(task, chunk_queries + doc_prompts[start:end])
             queries = [unit(q) for q in outputs[: len(chunk_queries)]] or queries
+            query_cached += outputs.cached_tokens[: len(chunk_queries)]
+            doc_cached += outputs.cached_tokens[len(chunk_queries):]
             for row, doc in enumerate(outputs[len(chunk_queries):]):
                 scores.append(maths.maxsim(queries[0] if one_query else queries[row], unit(doc)))
-        return self._separate_result(scores, query_prompts, doc_prompts, one_query)
+        return self._separate_result(scores, query_prompts, doc_prompts, one_query, query_cached, doc_cached)
 
     # -- embeddings and classification -----------------------------------------------------------------
     def _singles(self, texts: Sequence, truncation: TruncationParams | None) -> tuple[list, TruncationParams]:
@@ -466,4 +483,5 @@ class Scorer:
     def _generative_run(self, task: Task, prompts: list[Prompt], apply_softmax: bool) -> Plan:
         values = yield Step(task, prompts)
         scores = [float(maths.label_probabilities(v, apply_softmax)[0]) for v in values]
-        return GenerativeResult(scores, sum(len(p) for p in prompts))
+        return GenerativeResult(scores, sum(len(p) for p in prompts), [list(p.input_ids) for p in prompts],
+                                list(values.cached_tokens))
