@@ -3,8 +3,10 @@ two-label Qwen2ForSequenceClassification; a tiny random two-label LlamaForSequen
 tokenizer here, tests/conformance/conftest.py). vLLM checks shapes and labels; the port also checks every
 probability against transformers on the same folder (softmax of the logits of the last token).
 
-Where the port differs: vLLM's chat-request test (`messages`) is not ported: /classify takes `input` only
-here, and `messages` is a 400 that names it (docs/fields.md)."""
+vLLM's chat-request test (`messages`, with add_generation_prompt / continue_final_message / add_special_tokens)
+is ported with SmolLM2's chat template: vLLM asserts token counts of its model's template (51, 54, 49); the port
+asserts the counts and probabilities of transformers' apply_chat_template on the same folder, and the same on
+/pooling (task classify), which takes the same chat form."""
 
 from __future__ import annotations
 
@@ -113,9 +115,67 @@ def test_add_special_tokens(server, hf, add_special_tokens):
     assert ClassificationResponse.model_validate(r.json()).data[0].probs == pytest.approx(probs(hf, ids), abs=1e-5)
 
 
-def test_messages_are_refused_by_name(server):
-    r = server.post("/classify", json={"model": MODEL_NAME, "messages": [{"role": "user", "content": "hi"}]})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+MESSAGES = [
+    {"role": "user", "content": "The cat sat on the mat."},
+    {"role": "assistant", "content": "A feline was resting on a rug."},
+    {"role": "user", "content": "Stars twinkle brightly in the night sky."},
+]
+
+
+def chat_ids(hf, add_generation_prompt=False, continue_final_message=False, add_special_tokens=False):
+    text = hf.tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                            continue_final_message=continue_final_message)
+    return hf.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+
+@pytest.mark.parametrize("options", [{}, {"add_generation_prompt": True}, {"continue_final_message": True},
+                                     {"add_special_tokens": True}])
+def test_chat_request(server, hf, options):
+    r = server.post("/classify", json={"model": MODEL_NAME, "messages": MESSAGES, **options})
+    r.raise_for_status()
+    output = ClassificationResponse.model_validate(r.json())
+    assert output.object == "list" and output.model == MODEL_NAME and len(output.data) == 1
+    ids = chat_ids(hf, **options)
+    assert output.usage.prompt_tokens == len(ids)
+    assert output.data[0].label in ("Default", "Spoiled")
+    assert output.data[0].probs == pytest.approx(probs(hf, ids), abs=1e-5)
+
+
+def test_chat_request_options_change_the_prompt(server, hf):
+    counts = {key: server.post("/classify", json={"model": MODEL_NAME, "messages": MESSAGES, **body}).json()
+              ["usage"]["prompt_tokens"]
+              for key, body in {"plain": {}, "generation": {"add_generation_prompt": True},
+                                "continue": {"continue_final_message": True}}.items()}
+    assert counts["generation"] > counts["plain"] > counts["continue"]  # as vLLM's 54 > 51 > 49
+
+
+def test_chat_request_both_flags(server):
+    r = server.post("/classify", json={"model": MODEL_NAME, "messages": MESSAGES, "continue_final_message": True,
+                                       "add_generation_prompt": True})
+    assert r.status_code == 400
+    assert "Cannot set both `continue_final_message` and `add_generation_prompt` to True." in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, param", [({"messages": MESSAGES, "input": INPUT_TEXT}, None),
+                                         ({"messages": MESSAGES, "chat_template": "{{ messages }}"}, "chat_template"),
+                                         ({"messages": [{"role": "user", "content": [{"type": "image_url",
+                                                                                      "image_url": {"url": "x"}}]}]},
+                                          "messages"),
+                                         ({"input": INPUT_TEXT, "add_generation_prompt": True}, None)])
+def test_chat_request_refusals(server, body, param):
+    r = server.post("/classify", json={"model": MODEL_NAME, **body})
+    assert r.status_code == 400, r.text
+    if param is not None:
+        assert r.json()["error"]["param"] == param
+
+
+def test_pooling_chat_request(server, hf):
+    r = server.post("/pooling", json={"model": MODEL_NAME, "messages": MESSAGES, "task": "classify",
+                                      "add_generation_prompt": True})
+    r.raise_for_status()
+    ids = chat_ids(hf, add_generation_prompt=True)
+    assert r.json()["usage"]["prompt_tokens"] == len(ids)
+    assert r.json()["data"][0]["data"] == pytest.approx(probs(hf, ids), abs=1e-5)
 
 
 def test_invocations_completion_request(server):

@@ -1,5 +1,6 @@
-"""Chat-style inputs (`messages`) for the embedding and tokenizer routes: rendered with the tokenizer's own chat
-template into token ids, as vLLM's chat forms do.
+"""Chat-style inputs (`messages`) for the embedding, classification, pooling and tokenizer routes: rendered with
+the tokenizer's own chat template into token ids, as vLLM's chat forms do. A `ChatInput` is one conversation
+given to a Scorer method in place of a text; the plan renders it on the model thread (scorer.py `_encode`).
 
 Text-only models take text content only: a message's content is a string, or a list of `{"type": "text"}`
 parts, joined with newlines (vLLM's "string" content format); any other part type is refused by name.
@@ -7,9 +8,24 @@ parts, joined with newlines (vLLM's "string" content format); any other part typ
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from scorekit.errors import ValidationError
+
+
+@dataclass(frozen=True, eq=False)
+class ChatInput:
+    """One conversation, an input of `Scorer.embed` / `classify` / `token_embed`: rendered by `chat_token_ids`
+    with these options (`add_generation_prompt`, `continue_final_message`, `chat_template_kwargs`)."""
+
+    messages: list[dict[str, Any]]
+    add_special_tokens: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def token_ids(self, tokenizer) -> list[int]:
+        return chat_token_ids(tokenizer, self.messages, add_special_tokens=self.add_special_tokens,
+                              **{k: v for k, v in self.options.items() if v is not None})
 
 
 def _flat(content: Any, where: str) -> str:

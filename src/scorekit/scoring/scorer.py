@@ -19,7 +19,7 @@ from scorekit.engine.task import Task, TaskKind
 from scorekit.errors import UnsupportedTask, ValidationError
 from scorekit.models.loader import LoadedModel
 from scorekit.scoring import maths
-from scorekit.scoring.chat import chat_token_ids
+from scorekit.scoring.chat import ChatInput
 from scorekit.scoring.chunking import EDGE_SLACK_TOKENS, ChunkParams, aggregate, token_windows
 from scorekit.scoring.pairing import as_list, is_multimodal, pair_inputs, refuse_multimodal
 from scorekit.scoring.prompts import PromptBuilder
@@ -323,23 +323,11 @@ class Scorer:
         """A job whose result is Encoded: one pooled vector per input (unit length when `normalize`). Inputs
         are texts, or token id lists (all one kind). `dimensions` keeps the first dimensions of a Matryoshka
         model's vectors (normalised after the cut, as vLLM does). A multimodal model also takes resolved
-        `Content` inputs (images), mixed with texts in any order."""
+        `Content` inputs (images), mixed with texts in any order. A ChatInput is a conversation (`_encode`)."""
         inputs, truncation = self._singles(inputs, truncation)
         refuse_multimodal(inputs, self.info.architecture, self.info.multimodal)
         return self._embed_job(lambda: inputs, len(inputs), truncation, normalize, priority, add_special_tokens,
                                dimensions, job_options)
-
-    def embed_chat(self, messages: list[dict[str, Any]], truncation: TruncationParams | None = None,
-                   normalize: bool | None = None, priority: int = 0, add_special_tokens: bool = False,
-                   dimensions: int | None = None, chat_options: dict[str, Any] | None = None, **job_options) -> Job:
-        """`embed` of one chat conversation, rendered with the tokenizer's chat template on the model thread."""
-        def render() -> list[list[int]]:
-            with self.builder.lock:  # the tokenizer is shared by every model thread
-                return [chat_token_ids(self.tokenizer, messages, add_special_tokens=add_special_tokens,
-                                       **(chat_options or {}))]
-
-        _, truncation = self._singles([], truncation)
-        return self._embed_job(render, 1, truncation, normalize, priority, False, dimensions, job_options)
 
     def _embed_job(self, build, size: int, truncation: TruncationParams, normalize: bool | None, priority: int,
                    add_special_tokens: bool, dimensions: int | None, job_options: dict) -> Job:
@@ -400,8 +388,12 @@ class Scorer:
 
     def _encode(self, task: Task, build, truncation: TruncationParams, post=None,
                 add_special_tokens: bool = True) -> Plan:
-        """`build()` gives the inputs, on the model thread: texts (tokenised here) or token id lists."""
+        """`build()` gives the inputs, on the model thread: texts (tokenised here), token id lists, or chat
+        conversations (ChatInput, rendered here with the tokenizer's chat template into token ids)."""
         inputs = build()
+        if any(isinstance(i, ChatInput) for i in inputs):
+            with self.builder.lock:  # the tokenizer is shared by every model thread
+                inputs = [i.token_ids(self.tokenizer) if isinstance(i, ChatInput) else i for i in inputs]
         if all(isinstance(i, str) or is_multimodal(i) for i in inputs):
             prompts = self._single_prompts(inputs, truncation, is_query=False, add_special_tokens=add_special_tokens)
         else:

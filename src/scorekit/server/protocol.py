@@ -210,28 +210,16 @@ EmbedDType = Literal["float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2"]
 Endianness = Literal["native", "big", "little"]
 
 
-class EmbeddingRequest(Request):
-    """vLLM's two embedding forms: `input` (texts or token ids) or chat `messages` (rendered with the
-    tokenizer's chat template). See server/encoding.py for encoding_format, embed_dtype and endianness."""
+class InputOrMessages(Request):
+    """vLLM's two forms of /v1/embeddings, /classify and /pooling: `input` (texts or token ids) or chat
+    `messages` (one conversation, rendered with the tokenizer's chat template: scoring/chat.py)."""
 
-    model: Optional[Text] = None
     input: Optional[TextOrTokens] = None
     messages: Optional[list[JsonObject]] = None
-    encoding_format: EncodingFormat = "float"
-    embed_dtype: EmbedDType = "float32"
-    endianness: Endianness = "native"
-    dimensions: Optional[int] = None  # Matryoshka models only: the first `dimensions`, normalised again
-    user: Optional[Text] = None
-    truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
-    truncation_side: Optional[Literal["left", "right"]] = None
     add_special_tokens: Optional[bool] = None  # default: true for `input`, false for `messages` (as vLLM)
     add_generation_prompt: bool = False  # `messages` only
     continue_final_message: bool = False  # `messages` only
     chat_template_kwargs: Optional[JsonObject] = None  # `messages` only
-    normalize: Optional[bool] = None  # vLLM's name for use_activation on embeddings; default true
-    use_activation: Optional[bool] = None
-    request_id: Optional[Text] = None
-    priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
 
     @model_validator(mode="after")
     def _input_or_messages(self):
@@ -243,6 +231,33 @@ class EmbeddingRequest(Request):
                              "`messages`, not `input`")
         if self.add_generation_prompt and self.continue_final_message:
             raise ValueError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+        return self
+
+    @property
+    def special_tokens(self) -> bool:
+        """add_special_tokens as given, else its default for the form used."""
+        return self.add_special_tokens if self.add_special_tokens is not None else self.messages is None
+
+
+class EmbeddingRequest(InputOrMessages):
+    """/v1/embeddings: `input` or `messages` (InputOrMessages). See server/encoding.py for encoding_format,
+    embed_dtype and endianness."""
+
+    model: Optional[Text] = None
+    encoding_format: EncodingFormat = "float"
+    embed_dtype: EmbedDType = "float32"
+    endianness: Endianness = "native"
+    dimensions: Optional[int] = None  # Matryoshka models only: the first `dimensions`, normalised again
+    user: Optional[Text] = None
+    truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
+    truncation_side: Optional[Literal["left", "right"]] = None
+    normalize: Optional[bool] = None  # vLLM's name for use_activation on embeddings; default true
+    use_activation: Optional[bool] = None
+    request_id: Optional[Text] = None
+    priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _normalize_or_activation(self):
         if None not in (self.normalize, self.use_activation) and self.normalize != self.use_activation:
             raise ValueError("`normalize` and `use_activation` disagree; give one of them")
         return self
@@ -260,27 +275,17 @@ class CohereEmbedRequest(Request):
     max_tokens: Optional[int] = None
 
 
-class ClassificationRequest(Request):
+class ClassificationRequest(InputOrMessages):
     model: Optional[Text] = None
-    input: Optional[TextOrTokens] = None
-    messages: Optional[list[JsonObject]] = None  # vLLM's chat form: refused by name (server/routes_embed.py)
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
     truncation_side: Optional[Literal["left", "right"]] = None
-    add_special_tokens: bool = True  # text inputs only, as vLLM
     request_id: Optional[Text] = None
     priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
 
-    @model_validator(mode="after")
-    def _input_or_messages(self):
-        if (self.input is None) == (self.messages is None):
-            raise ValueError("give exactly one of `input` or `messages`")
-        return self
 
-
-class PoolingRequest(Request):
+class PoolingRequest(InputOrMessages):
     model: Optional[Text] = None
-    input: TextOrTokens
     task: Optional[Text] = None
     encoding_format: EncodingFormat = "float"
     embed_dtype: EmbedDType = "float32"
@@ -288,7 +293,6 @@ class PoolingRequest(Request):
     use_activation: Optional[bool] = None
     truncate_prompt_tokens: Optional[int] = Field(None, ge=-1)
     truncation_side: Optional[Literal["left", "right"]] = None
-    add_special_tokens: bool = True
     dimensions: Optional[int] = None  # task embed on a Matryoshka model only
     request_id: Optional[Text] = None
     priority: int = Field(0, ge=-(2**63), le=2**63 - 1)

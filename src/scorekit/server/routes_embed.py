@@ -9,6 +9,7 @@ import torch
 from fastapi import Request
 
 from scorekit.errors import ValidationError
+from scorekit.scoring.chat import ChatInput
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server import encoding
 from scorekit.server.deps import base_request_id
@@ -42,6 +43,31 @@ def inputs_of(value: Any) -> list:
     return list(value)
 
 
+def request_inputs(state: ServerState, req, route: str) -> list:
+    """The inputs of /v1/embeddings, /classify or /pooling: `input` as texts or token-id lists, or `messages`
+    as one conversation (a ChatInput the Scorer renders with the tokenizer's chat template: the one chat path
+    of the three routes). A per-request `chat_template` is refused; so are image parts on /classify and
+    /pooling of a multimodal model (/v1/embeddings embeds those its own way, before calling this)."""
+    _no_request_template(req)
+    if req.messages is None:
+        inputs = inputs_of(req.input)
+        state.check_inputs(len(inputs), "input")
+        return inputs
+    if takes_images(state) and _has_media_parts(req.messages):
+        raise ValidationError(f"messages with images are not supported on {route}: send text parts, or embed "
+                              "them on /v1/embeddings", param="messages")
+    return [ChatInput(req.messages, req.special_tokens,
+                      {"add_generation_prompt": req.add_generation_prompt,
+                       "continue_final_message": req.continue_final_message,
+                       "chat_template_kwargs": req.chat_template_kwargs})]
+
+
+def _no_request_template(req) -> None:
+    if "chat_template" in (req.model_extra or {}):
+        raise ValidationError("A per-request `chat_template` is not accepted: the model's own chat template is used.",
+                              param="chat_template")
+
+
 def _truncation(k: int | None, side: str | None = None) -> TruncationParams:
     return TruncationParams(truncate_prompt_tokens=k, truncation_side=side)
 
@@ -54,9 +80,7 @@ def _normalize(req) -> bool | None:
 async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Request):
     """OpenAI's /v1/embeddings with vLLM's extras: token-id inputs, chat `messages`, every encoding format."""
     state.check_model(req.model)
-    if "chat_template" in (req.model_extra or {}):
-        raise ValidationError("A per-request `chat_template` is not accepted: the model's own chat template is used.",
-                              param="chat_template")
+    _no_request_template(req)
     truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
     options = dict(normalize=_normalize(req), priority=state.priority(req.priority), dimensions=req.dimensions)
     scorer = state.scorer()
@@ -74,16 +98,9 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
                                                     else [{"type": "text", "text": m.get("content") or ""}])]
         (item,) = await resolve_sides(state, [("messages", {"content": parts})])
         job = scorer.embed([item], truncation, **options)
-    elif req.messages is not None:
-        job = scorer.embed_chat(req.messages, truncation, add_special_tokens=bool(req.add_special_tokens),
-                                chat_options={"add_generation_prompt": req.add_generation_prompt,
-                                              "continue_final_message": req.continue_final_message,
-                                              "chat_template_kwargs": req.chat_template_kwargs},
-                                **options)
     else:
-        inputs = inputs_of(req.input)
-        state.check_inputs(len(inputs), "input")
-        job = scorer.embed(inputs, truncation, add_special_tokens=req.add_special_tokens is not False, **options)
+        job = scorer.embed(request_inputs(state, req, "/v1/embeddings"), truncation,
+                           add_special_tokens=req.special_tokens, **options)
     done = await state.run(job, request)
     state.count_tokens("embeddings", done.prompt_tokens)
     return _vectors_response(state, req, done, f"embd-{base_request_id(request, req.request_id)}",
@@ -182,14 +199,10 @@ async def _cohere_embed_images(state: ServerState, req: CohereEmbedRequest, requ
 
 async def do_classify(state: ServerState, req: ClassificationRequest, request: Request) -> ClassificationResponse:
     state.check_model(req.model)
-    if req.messages is not None:
-        raise ValidationError("messages: chat input is not accepted on /classify; render the conversation and send "
-                              "it as `input` (text or token ids).", param="messages")
-    texts = inputs_of(req.input)
-    state.check_inputs(len(texts), "input")
+    texts = request_inputs(state, req, "/classify")
     done = await state.run(state.scorer().classify(texts, _truncation(req.truncate_prompt_tokens, req.truncation_side),
                                                    req.use_activation, priority=state.priority(req.priority),
-                                                   add_special_tokens=req.add_special_tokens), request)
+                                                   add_special_tokens=req.special_tokens), request)
     probs, tokens = [p.float().tolist() for p in done.outputs], done.prompt_tokens
     id2label = getattr(state.llm.loaded.config, "id2label", None) or {}
     state.count_tokens("classify", tokens)
@@ -209,7 +222,7 @@ def supported_pooling_tasks(task: str) -> list[str]:
 def _pooling_job(state: ServerState, task: str, inputs: list, req: PoolingRequest):
     scorer = state.scorer()
     truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
-    options = dict(priority=state.priority(req.priority), add_special_tokens=req.add_special_tokens)
+    options = dict(priority=state.priority(req.priority), add_special_tokens=req.special_tokens)
     if req.dimensions is not None and task != "embed":
         raise ValidationError(f"dimensions apply to task embed, not {task!r}", param="dimensions")
     if task == "embed":
@@ -235,8 +248,7 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request):
                               "it.", param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
-    inputs = inputs_of(req.input)
-    state.check_inputs(len(inputs), "input")
+    inputs = request_inputs(state, req, "/pooling")
     done = await state.run(_pooling_job(state, task, inputs, req), request)
     state.count_tokens("pooling", done.prompt_tokens)
     return _vectors_response(state, req, done, f"pool-{base_request_id(request, req.request_id)}",
