@@ -44,7 +44,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "max_model_len", type=int, default=None)
     _flag(parser, "dtype", default=_MODEL["dtype"])
     _flag(parser, "device", default=_MODEL["device"])
-    _flag(parser, "task", choices=["embed", "classify", "token_embed"], default=None,
+    _flag(parser, "task", choices=["embed", "classify", "token_embed", "token_classify"], default=None,
           help="force a pooling task, e.g. token_embed to serve an encoder as late interaction")
     _flag(parser, "quantization", choices=["int8"], default=None,
           help="int8: dynamic int8 linear layers (CPU only; faster, small score deviation)")

@@ -22,7 +22,7 @@ class ModelConfig:
 
     model: str | None = None  # None: the embedded all-MiniLM-L6-v2
     runner: Literal["auto", "pooling", "generate"] = "auto"
-    task: Literal["embed", "classify", "token_embed"] | None = None
+    task: Literal["embed", "classify", "token_embed", "token_classify"] | None = None
     hf_overrides: dict[str, Any] | None = field(default=None, hash=False)
     chat_template: str | None = None
     max_model_len: int | None = None

@@ -236,13 +236,14 @@ class LLM:
                pooling_task: str | None = None, truncate_prompt_tokens: int | None = None,
                tokenization_kwargs: dict | None = None, lora_request: Any = None) -> list[RequestOutput]:
         """Raw pooling outputs, as vLLM's `encode`: `.outputs.data` is a tensor — a vector (`embed`), a vector per
-        token (`token_embed`) or class probabilities (`classify`). The default task is the model's own."""
+        token (`token_embed`), class probabilities (`classify`) or per-token class probabilities [tokens,
+        num_labels] (`token_classify`, *ForTokenClassification models). The default task is the model's own."""
         if lora_request is not None:
             raise ValueError("lora_request: scorekit serves no LoRA adapters")
         pooling_task = pooling_task or self.info.task
         if pooling_task == "embed" and self.info.task == "token_embed":
             raise ValueError("Embedding API is not supported by this model. Try pooling_task='token_embed'.")
-        if pooling_task not in ("embed", "token_embed", "classify"):
+        if pooling_task not in ("embed", "token_embed", "classify", "token_classify"):
             raise UnsupportedTask(f"pooling_task {pooling_task!r} is not supported by this model; it serves "
                                   f"{self.info.task!r}")
         pooling = pooling_params or PoolingParams()
@@ -254,6 +255,7 @@ class LLM:
             "embed": lambda **o: scorer.embed(texts, truncation, normalize=normalize, **o),
             "token_embed": lambda **o: scorer.token_embed(texts, truncation, normalize=normalize, **o),
             "classify": lambda **o: scorer.classify(texts, truncation, pooling.use_activation, **o),
+            "token_classify": lambda **o: scorer.token_classify(texts, truncation, pooling.use_activation, **o),
         }[pooling_task]
         done = self.run(build, use_tqdm, f"scorekit {pooling_task}")
         return [RequestOutput(self._request_id(), PoolingOutput(out), list(p.input_ids), n)

@@ -51,6 +51,11 @@ class EncoderBackbone(Backbone):
     def classify_tokens(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None) -> Tensor:
         """Raw logits [B, num_labels] of the checkpoint's classification head."""
 
+    def token_logits(self, hidden: Tensor) -> Tensor:
+        """Raw per-token logits of a *ForTokenClassification head, from `hidden_states` (our own encoder only:
+        models/encoder.py; the loader refuses token classification elsewhere)."""
+        raise TypeError(f"{type(self).__name__} has no token-classification head")
+
 
 class DecoderBackbone(Backbone):
     """A causal language model, with its LM head and/or a sequence-classification `score` head."""

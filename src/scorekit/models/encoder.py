@@ -140,7 +140,7 @@ class EncoderModel(nn.Module, EncoderBackbone):
     # and runs two model threads on a CPU (runner.default_model_threads).
     packs_padding = True
 
-    def __init__(self, config: PretrainedConfig, num_labels: int | None):
+    def __init__(self, config: PretrainedConfig, num_labels: int | None, token_labels: int | None = None):
         super().__init__()
         position_type = getattr(config, "position_embedding_type", None) or "absolute"
         if position_type != "absolute":
@@ -169,6 +169,8 @@ class EncoderModel(nn.Module, EncoderBackbone):
         )
         self.head = _ClassificationHead(hidden, num_labels) if num_labels is not None else None
         self.num_labels = num_labels if num_labels is not None else config.num_labels
+        # *ForTokenClassification: `classifier`, one Linear applied to every token's final hidden state
+        self.token_head = nn.Linear(hidden, token_labels) if token_labels is not None else None
 
     @property
     def has_classifier(self) -> bool:
@@ -182,17 +184,25 @@ class EncoderModel(nn.Module, EncoderBackbone):
 
     @classmethod
     def from_config_and_state_dict(
-        cls, config: PretrainedConfig, state_dict: dict[str, Tensor], dtype: torch.dtype = torch.float32
+        cls, config: PretrainedConfig, state_dict: dict[str, Tensor], dtype: torch.dtype = torch.float32,
+        token_classification: bool = False,
     ) -> "EncoderModel":
         """Build from an HF config and an HF-named state dict (with or without the "bert."/"roberta." prefix).
+        With `token_classification` (a *ForTokenClassification checkpoint) the `classifier` Linear is the
+        per-token head (`token_logits`), with no pooler before it, as in transformers.
 
         Strict: a missing tensor, or one that no part of the model reads (beyond `_MAY_STAY_UNREAD`), is a
         ModelLoadError naming it."""
         renamed, original = _strip_names(state_dict)
         prefix = next((p for p in _BASE_PREFIXES if any(k.startswith(p) for k in state_dict)), "")
         sd = StateReader(renamed, f"{config.model_type} encoder", original, missing_prefix=prefix)
-        head_weights = _load_head(sd)
-        num_labels = head_weights["head.out_proj.weight"].shape[0] if head_weights else None
+        if token_classification:
+            head_weights = {f"token_head.{param}": sd[f"classifier.{param}"] for param in ("weight", "bias")}
+            num_labels, token_labels = None, head_weights["token_head.weight"].shape[0]
+        else:
+            head_weights = _load_head(sd)
+            num_labels = head_weights["head.out_proj.weight"].shape[0] if head_weights else None
+            token_labels = None
         ours = {
             "word_embeddings.weight": sd["embeddings.word_embeddings.weight"],
             "position_embeddings.weight": sd["embeddings.position_embeddings.weight"],
@@ -206,7 +216,7 @@ class EncoderModel(nn.Module, EncoderBackbone):
         sd.check_all_read(_MAY_STAY_UNREAD)
 
         with torch.device("meta"):  # shapes only; the real tensors are assigned below
-            model = cls(config, num_labels)
+            model = cls(config, num_labels, token_labels)
         model.load_state_dict({k: v.to(dtype).contiguous() for k, v in ours.items()}, strict=True, assign=True)
         for layer in model.layers:
             for linear in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out):
@@ -237,6 +247,12 @@ class EncoderModel(nn.Module, EncoderBackbone):
         if self.head is None:
             raise RuntimeError("this checkpoint has no sequence-classification head")
         return self.head(hidden[:, 0])
+
+    def token_logits(self, hidden: Tensor) -> Tensor:
+        """Raw per-token logits [..., num_labels] of a *ForTokenClassification head from final hidden states."""
+        if self.token_head is None:
+            raise RuntimeError("this checkpoint has no token-classification head")
+        return self.token_head(hidden)
 
     def classify_tokens(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
         """`classify(hidden_states(...))` with less work: the head reads the first token only, so the last

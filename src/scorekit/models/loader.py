@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,12 +104,13 @@ def _state_dict(location: ModelLocation, config) -> dict[str, torch.Tensor]:
     return load_folder_state_dict(location.folder)
 
 
-def _own_backbone(config, state, dtype):
+def _own_backbone(config, state, dtype, info: ModelInfo):
     model_type = config.model_type
     if model_type in ENCODER_TYPES:
         from scorekit.models.encoder import EncoderModel
 
-        return EncoderModel.from_config_and_state_dict(config, state, dtype=dtype)
+        return EncoderModel.from_config_and_state_dict(config, state, dtype=dtype,
+                                                       token_classification=info.task == "token_classify")
     from scorekit.models.decoder import DecoderModel
 
     return DecoderModel.from_config_and_state_dict(config, state, dtype=dtype)
@@ -188,39 +188,13 @@ def _projection(info: ModelInfo, state: dict, dtype) -> torch.nn.Module | None:
     return module.to(dtype).requires_grad_(False)
 
 
-# Under int8 these Linear layers stay fp32: the FFN output projections (ours, HF Llama-style, HF BERT-style).
-# Their input is the GELU/SiLU output, whose outliers one per-tensor dynamic int8 scale serves worst: on MiniLM,
-# quantizing them too doubles the worst cosine-score deviation (0.09 → 0.21) for a little more speed.
-_FP32_UNDER_INT8 = re.compile(r"(\.ffn_out|\.down|down_proj|layer\.\d+\.output\.dense)$")
-
-
 def quantize(backbone: torch.nn.Module, quantization: str | None, device: torch.device) -> torch.nn.Module:
-    """`int8`: dynamic int8 quantization of the Linear layers (weights int8, activations quantized per batch),
-    except the FFN output projections (`_FP32_UNDER_INT8`).
+    """`int8`: the transformer layers' Linears on oneDNN's int8 matmul (models/quantize.py), encoders and
+    decoders alike, the FFN output projections kept fp32; None or "none": the model untouched (exact fp32).
+    An unknown name, a GPU device or a torch without oneDNN's int8 engine is a ModelLoadError."""
+    from scorekit.models.quantize import quantize_backbone
 
-    CPU only; faster on AVX-512 VNNI machines, at a score deviation bench/embed.py prints.
-    torch.ao's eager API is deprecated in favour of torchao, but is still shipped and needs no extra dependency.
-    """
-    if quantization in (None, "none"):
-        return backbone
-    if quantization != "int8":
-        raise ModelLoadError(f"Unknown quantization {quantization!r}: use int8 or none")
-    if device.type != "cpu":
-        raise ModelLoadError("int8 dynamic quantization runs on the CPU only")
-    import warnings
-
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-    from scorekit.models.decoder_layers import as_torch_linears
-
-    backbone = as_torch_linears(backbone)  # torch.ao swaps only true nn.Linear modules
-    chosen = {name: default_dynamic_qconfig for name, module in backbone.named_modules()
-              if isinstance(module, torch.nn.Linear) and not _FP32_UNDER_INT8.search(name)}
-    if not chosen:
-        raise ModelLoadError("int8: this model has no Linear layers to quantize")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(backbone, chosen, dtype=torch.qint8)
+    return quantize_backbone(backbone, quantization, device)
 
 
 def _load_two_tower(location: ModelLocation, config, tokenizer, device: torch.device, dtype: torch.dtype, runner: str,
@@ -317,8 +291,11 @@ def load_model(
         raise ModelLoadError("runner='pooling' cannot serve generative scoring; use runner='generate'")
     # The projection's tensors are read here, not by the backbone, whose strict loading must not count them.
     projection_state = {k: state.pop(k) for k in _PROJECTION_KEYS if k in state} if info.colbert_linear else {}
+    if info.task == "token_classify" and not own:
+        raise ModelLoadError(f"{info.architecture}: token classification runs on scorekit's own encoder, which "
+                             "use_own_models=False turns off")
     if own:
-        backbone = _own_backbone(config, state, torch_dtype)
+        backbone = _own_backbone(config, state, torch_dtype, info)
     else:
         backbone = _fallback_backbone(location, config, info, torch_dtype, set(projection_state), trust_remote_code)
     del state

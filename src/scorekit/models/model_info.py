@@ -25,7 +25,8 @@ TWO_TOWER_TYPES = {"clip", "siglip", "siglip2"}
 QWEN_VL_TYPES = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl"}
 COLVISION_TYPES = {"colpali", "colqwen2"}
 SCORE_TYPES = {"embed": "bi-encoder", "classify": "cross-encoder", "token_embed": "late-interaction"}
-TASKS = ("embed", "classify", "token_embed", "generate")
+# token_classify (vLLM's per-token classification, *ForTokenClassification): served on /pooling and LLM.encode only
+TASKS = ("embed", "classify", "token_embed", "token_classify", "generate")
 
 
 @dataclass
@@ -264,6 +265,8 @@ def describe_model(
     if task is None:
         if runner == "generate":
             task = "generate"
+        elif architecture.endswith("ForTokenClassification"):
+            task = "token_classify"  # vLLM's rule: *ForTokenClassification → token_classify
         elif architecture.endswith("ForSequenceClassification") or conversion is not None:
             task = "classify"
         elif model_type in COLVISION_TYPES:
@@ -282,6 +285,12 @@ def describe_model(
     if model_type in COLVISION_TYPES and task != "token_embed":
         raise ModelLoadError(f"{architecture} is a late-interaction retriever: it serves task 'token_embed' only, "
                              f"not {task!r}")
+    if task == "token_classify" and not architecture.endswith("ForTokenClassification"):
+        raise ModelLoadError(f"{architecture}: task 'token_classify' needs a *ForTokenClassification checkpoint "
+                             "(a classifier head trained per token); this one has none")
+    if task == "token_classify" and (is_decoder or model_type not in ENCODER_TYPES):
+        raise ModelLoadError(f"{architecture}: token classification is served for BERT, RoBERTa and XLM-R "
+                             f"encoders (scorekit's own encoder), not model_type {model_type!r}")
     if task == "generate" and not is_decoder:
         raise ModelLoadError(f"{architecture} is not a causal language model: it cannot run generative scoring")
 

@@ -1,6 +1,6 @@
 """`--pooler-config` (vLLM's flag, `LLM(pooler_config=...)`): how a pooling model pools and activates by default.
 
-Honoured keys: `task` (embed | classify | token_embed), `pooling_type` or `seq_pooling_type` (CLS | MEAN | LAST),
+Honoured keys: `task` (embed | classify | token_embed | token_classify), `pooling_type` or `seq_pooling_type` (CLS | MEAN | LAST),
 `use_activation` (the default of the requests' `use_activation`: normalise embeddings, apply the classifier's
 activation), `normalize` (its older name for embeddings), `logit_mean` and `logit_sigma` (a classifier's logits
 become (logit - mean) / sigma before the activation). Every other key vLLM knows (ALL/STEP pooling,
@@ -16,7 +16,7 @@ from typing import Any
 from scorekit.errors import ModelLoadError
 
 _POOLING_TYPES = ("CLS", "MEAN", "LAST")
-_TASKS = ("embed", "classify", "token_embed")
+_TASKS = ("embed", "classify", "token_embed", "token_classify")
 _KNOWN = {"task", "pooling_type", "seq_pooling_type", "use_activation", "normalize", "logit_mean", "logit_sigma"}
 
 

@@ -149,6 +149,12 @@ class ScoringModel:
         hidden = hidden.float()
         return [hidden[i, :n] for i, n in enumerate(batch.lengths.tolist())]
 
+    def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """A *ForTokenClassification head on one prompt's token states [tokens, H] (what `token_embed` gives):
+        raw logits [tokens, num_labels], float32."""
+        with torch.inference_mode():
+            return self.backbone.token_logits(hidden.to(self.device, self.dtype)).float()
+
     def classify(self, batch: Batch, prefix=None) -> list[torch.Tensor]:
         """Raw logits [num_labels] per row (the activation is applied by the scoring layer)."""
         if isinstance(self.backbone, DecoderBackbone):

@@ -365,6 +365,8 @@ class Scorer:
                     normalize: bool | None = None,
                     priority: int = 0, add_special_tokens: bool = True, **job_options) -> Job:
         """A job whose result is Encoded: one [tokens, dim] matrix per text (rows unit length when `normalize`)."""
+        if self.info.task not in ("embed", "token_embed"):
+            raise UnsupportedTask(f"The model does not support token embeddings: it serves {self.info.task!r}")
         texts, truncation = self._singles(texts, truncation)
         plan = self._encode(Task(TaskKind.TOKEN_EMBED), lambda: texts, truncation,
                             post=maths.normalize if self.activated(normalize) else None, add_special_tokens=add_special_tokens)
@@ -385,6 +387,27 @@ class Scorer:
         return Job(self._encode(Task(TaskKind.CLASSIFY), lambda: texts, truncation, post=post,
                                 add_special_tokens=add_special_tokens),
                    priority=priority, size=len(texts), **job_options)
+
+    def token_classify(self, texts: Sequence, truncation: TruncationParams | None = None,
+                       use_activation: bool | None = None, priority: int = 0, add_special_tokens: bool = True,
+                       **job_options) -> Job:
+        """A job whose result is Encoded: per text a [tokens, num_labels] matrix, vLLM's token_classify — the
+        *ForTokenClassification head on every prompt token (special tokens included), then the head's
+        activation per token (softmax over the labels; raw logits with use_activation=False)."""
+        if self.info.task != "token_classify":
+            raise UnsupportedTask("The model does not support token classification (pooling task "
+                                  "'token_classify'): it needs a *ForTokenClassification model")
+        texts, truncation = self._singles(texts, truncation)
+        model, activation, activated = self.loaded.model, self.info.activation, self.activated(use_activation)
+
+        def post(hidden: torch.Tensor) -> torch.Tensor:
+            logits = self._calibrated(model.token_logits(hidden))
+            return maths.activate(logits, activation) if activated else logits
+
+        # The engine computes the final token states (TOKEN_EMBED), the head runs here on each prompt's.
+        plan = self._encode(Task(TaskKind.TOKEN_EMBED), lambda: texts, truncation, post=post,
+                            add_special_tokens=add_special_tokens)
+        return Job(plan, priority=priority, size=len(texts), **job_options)
 
     def _encode(self, task: Task, build, truncation: TruncationParams, post=None,
                 add_special_tokens: bool = True) -> Plan:

@@ -137,8 +137,8 @@ ROUTES: tuple[Route, ...] = (
           "Class probabilities per text, with the label of the most likely class.", examples.CLASSIFY,
           tag="classification", serves=classifies, invocation_order=3),
     Route("/pooling", PoolingRequest, do_pooling, PoolingResponse, "Raw pooling output",
-          "`task` embed (vector), token_embed (vector per token) or classify (probabilities); defaults to the "
-          "model's task.", examples.POOLING, tag="embeddings", serves=pools, invocation_order=6),
+          "`task` embed (vector), token_embed (vector per token), classify (probabilities) or token_classify "
+          "(probabilities per token); defaults to the model's task.", examples.POOLING, tag="embeddings", serves=pools, invocation_order=6),
     Route("/tokenize", TokenizeRequest, do_tokenize, TokenizeResponse, "Tokenise a prompt or chat messages",
           "`prompt` (with `add_special_tokens`, default true) or `messages` (chat template).", examples.TOKENIZE,
           tag="tokenizer"),

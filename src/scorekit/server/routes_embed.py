@@ -216,7 +216,8 @@ async def do_classify(state: ServerState, req: ClassificationRequest, request: R
 
 
 def supported_pooling_tasks(task: str) -> list[str]:
-    return {"embed": ["embed", "token_embed"], "classify": ["classify"], "token_embed": ["token_embed"]}.get(task, [])
+    return {"embed": ["embed", "token_embed"], "classify": ["classify"], "token_embed": ["token_embed"],
+            "token_classify": ["token_classify"]}.get(task, [])
 
 
 def _pooling_job(state: ServerState, task: str, inputs: list, req: PoolingRequest):
@@ -229,6 +230,8 @@ def _pooling_job(state: ServerState, task: str, inputs: list, req: PoolingReques
         return scorer.embed(inputs, truncation, normalize=req.use_activation, dimensions=req.dimensions, **options)
     if task == "token_embed":
         return scorer.token_embed(inputs, truncation, normalize=req.use_activation, **options)
+    if task == "token_classify":  # per token: [tokens, num_labels] probabilities (logits without activation)
+        return scorer.token_classify(inputs, truncation, req.use_activation, **options)
     return scorer.classify(inputs, truncation, req.use_activation, **options)
 
 
@@ -243,9 +246,10 @@ async def do_pooling(state: ServerState, req: PoolingRequest, request: Request):
     if task == "plugin":
         raise ValidationError("Unsupported task: 'plugin'. No IOProcessor plugin installed.", param="task")
     if task == "token_classify" and "classify" in supported:
-        raise ValidationError("Try switching the model's pooling_task via --task: this model classifies whole "
-                              "sequences (task 'classify'); 'token_classify' (a label per token) is not served for "
-                              "it.", param="task")
+        raise ValidationError("Try switching the model's pooling_task via --task (or --pooler-config's task) and "
+                              "a model that has it: this model classifies whole sequences (task 'classify'); "
+                              "'token_classify' (a label per token) needs a *ForTokenClassification model.",
+                              param="task")
     if task not in supported:
         raise ValidationError(f"Unsupported task: {task!r} Supported tasks: {supported}", param="task")
     inputs = request_inputs(state, req, "/pooling")
