@@ -59,7 +59,7 @@ def test_key_checked_before_body(keyed_server):
 def test_request_id_header_echoed(keyed_server):
     with keyed_server.client(headers={"Authorization": f"Bearer {API_KEY}"}) as c:
         r = c.post("/rerank", json={"query": "q", "documents": ["d"]}, headers={"X-Request-Id": "abc-1"})
-        assert r.headers["x-request-id"] == "abc-1" and r.json()["id"] == "rerank-abc-1"
+        assert r.headers["x-request-id"] == "abc-1" and r.json()["id"] == "score-abc-1"
         generated = c.get("/health").headers["x-request-id"]
         assert len(generated) == 32 and int(generated, 16) >= 0
         assert c.get("/health", headers={"X-Request-Id": "h"}).headers["x-request-id"] == "h"

@@ -31,7 +31,7 @@ def test_what_direct_dispatch_does_not_take_gets_fastapis_errors(keyed_server):
         r = c.post("/rerank", json={**BODY, "model": "nope"}, headers=auth)  # raised inside the handler
         assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundError"
         ok = c.post("/rerank", json=BODY, headers={**auth, "X-Request-Id": "direct-1"})
-        assert ok.status_code == 200 and ok.json()["id"] == "rerank-direct-1" and ok.headers["x-request-id"] == "direct-1"
+        assert ok.status_code == 200 and ok.json()["id"] == "score-direct-1" and ok.headers["x-request-id"] == "direct-1"
         metrics = c.get("/metrics").text
         assert 'scorekit_requests_total{method="POST",route="/rerank",status="200"}' in metrics
 

@@ -48,7 +48,7 @@ def test_rerank_sorted_and_top_n(http, minilm, path):
     assert [x["index"] for x in body["results"]] == order
     assert [x["relevance_score"] for x in body["results"]] == pytest.approx([scores[i] for i in order], abs=1e-6)
     assert body["results"][0]["document"] == {"text": DOCS[order[0]], "multi_modal": None}
-    assert body["id"].startswith("rerank-") and set(body["usage"]) == {"prompt_tokens", "total_tokens"}
+    assert body["id"].startswith("score-") and set(body["usage"]) == {"prompt_tokens", "total_tokens"}
     assert body["meta"]["billed_units"] == {"search_units": 1}
     assert body["meta"]["api_version"]["version"] == ("2" if path == "/v2/rerank" else "1")
 
@@ -137,7 +137,7 @@ def test_request_ids(http):
     assert r.json()["id"] == "score-body-id" and "x-request-id" not in r.headers
     r = http.post("/rerank", json={"query": "q", "documents": ["d"], "request_id": "body-id"},
                   headers={"X-Request-Id": "header-id"})
-    assert r.json()["id"] == "rerank-header-id"
+    assert r.json()["id"] == "score-header-id"  # vLLM: score and rerank share the prefix
     r = http.post("/score", json={"queries": "q", "documents": "d"})
     suffix = r.json()["id"].removeprefix("score-")
     assert len(suffix) == 16 and int(suffix, 16) >= 0
@@ -157,9 +157,12 @@ def test_concurrent_requests_do_not_block_health(server):
         assert all(f.result().status_code == 200 for f in futures)
 
 
-def test_a_negative_top_n_returns_every_document(http):
-    """As vLLM does (measured): top_n <= 0 means all, sorted."""
+def test_a_negative_top_n_is_refused(http):
+    """vLLM's RerankRequest: top_n >= 0 (0 means all); a negative one is its schema's 400 on body.top_n."""
     r = http.post("/rerank", json={"query": "capital of France", "documents": ["bananas", "Paris", "rain"], "top_n": -1})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "body.top_n"
+    assert "greater than or equal to 0" in r.json()["error"]["message"]
+    r = http.post("/rerank", json={"query": "capital of France", "documents": ["bananas", "Paris", "rain"], "top_n": 0})
     assert r.status_code == 200 and len(r.json()["results"]) == 3
 
 

@@ -156,7 +156,7 @@ class RerankRequest(ScoreCommon):
 
     query: Annotated[ScoreInput, SURROGATE_FREE]
     documents: Optional[Annotated[Union[RerankDocumentInput, list[RerankDocumentInput]], SURROGATE_FREE]] = None
-    top_n: int = 0  # 0 or less: every document (vLLM returns all for a negative top_n too)
+    top_n: int = Field(0, ge=0)  # 0: every document; negative: 400 (vLLM 0.33, SPEC §2.3)
     return_documents: bool = True  # Cohere: false → results carry no `document`
     rank_fields: Optional[list[Text]] = None  # Cohere: which fields of structured documents to rank on
     # -- TEI's /rerank ---------------------------------------------------------------------------------------

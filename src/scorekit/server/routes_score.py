@@ -129,7 +129,7 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
     return RerankResponse(
-        id=f"rerank-{base_request_id(request, req.request_id)}",
+        id=f"score-{base_request_id(request, req.request_id)}",  # vLLM's rerank ids share the score- prefix
         model=state.model_name,
         usage=RerankUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
         results=[RerankResult(index=r.index, relevance_score=r.relevance_score,
