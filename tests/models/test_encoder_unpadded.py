@@ -118,3 +118,24 @@ def test_classify_tokens_needs_a_head():
     ours = EncoderModel.from_config_and_state_dict(config, transformers.BertModel(config).state_dict())
     with pytest.raises(RuntimeError, match="no sequence-classification head"):
         ours.classify_tokens(torch.tensor([[5, 6]]), torch.ones(1, 2, dtype=torch.long))
+
+
+def test_runs_of_equal_length_rows_equal_transformers_and_each_row_alone(pair, right_padded):
+    """Consecutive rows of one length share one attention call (encoder._runs), as in the engine's length-sorted
+    batches: they must give what transformers gives, and what each row gives alone (first_only path included)."""
+    reference, ours = pair
+    lengths = (9, 9, 9, 4, 4, 20, 20, 1, 1)
+    inputs = right_padded(reference.config, lengths)
+    input_ids, attention_mask, token_type_ids = inputs
+    with torch.inference_mode():
+        expected = reference(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             output_hidden_states=True)
+        hidden = ours.hidden_states(*inputs)
+        first = ours.classify_tokens(*inputs)
+        real = attention_mask.bool()
+        assert (hidden - expected.hidden_states[-1])[real].abs().max().item() <= 1e-5
+        assert (first - expected.logits).abs().max().item() <= 1e-5
+        for i, n in enumerate(lengths):
+            row = (input_ids[i:i + 1, :n], attention_mask[i:i + 1, :n], token_type_ids[i:i + 1, :n])
+            assert (hidden[i, :n] - ours.hidden_states(*row)[0]).abs().max().item() <= 1e-5
+            assert (first[i] - ours.classify_tokens(*row)[0]).abs().max().item() <= 1e-6
