@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from scorekit import LLM
+from scorekit.models.quantize import Int8Linear
 
 QUERY = "What is the capital of France?"
 DOCS = ["Paris is the capital of France.", "Bananas are yellow.", "The Seine flows through Paris."]
 
 
-def _quantized(llm) -> set[str]:
-    return {name for name, m in llm.loaded.model.backbone.named_modules() if "quantized" in type(m).__module__}
+def _quantized(llm) -> set[str]:  # the Linears running int8 (models/quantize.py)
+    return {name for name, m in llm.loaded.model.backbone.named_modules() if isinstance(m, Int8Linear)}
 
 
 def test_int8_off_by_default_and_close_when_on(minilm_llm):
@@ -19,7 +20,7 @@ def test_int8_off_by_default_and_close_when_on(minilm_llm):
     int8 = LLM(quantization="int8")
     quantized = _quantized(int8)
     assert "layers.0.qkv" in quantized and "layers.0.ffn_in" in quantized
-    assert not any(name.endswith("ffn_out") for name in quantized)  # kept fp32: see loader._FP32_UNDER_INT8
+    assert not any(name.endswith("ffn_out") for name in quantized)  # kept fp32: see quantize.FP32_UNDER_INT8
     fp32 = [o.outputs.score for o in minilm_llm.score(QUERY, DOCS, use_tqdm=False)]
     scores = [o.outputs.score for o in int8.score(QUERY, DOCS, use_tqdm=False)]
     assert scores == pytest.approx(fp32, abs=0.05)
@@ -28,7 +29,7 @@ def test_int8_off_by_default_and_close_when_on(minilm_llm):
 
 
 def test_int8_quantizes_our_decoder_too(smollm2_llm, smollm2_path):
-    """Our decoder's own Linear blocks are swapped for nn.Linear first, or torch.ao would skip them silently."""
+    """Our decoder's own Linear blocks (decoder_layers.Linear, not nn.Linear) are swapped too."""
     int8 = LLM(str(smollm2_path), runner="generate", quantization="int8")
     quantized = _quantized(int8)
     assert any(name.endswith("qkv") for name in quantized) and any(name.endswith("gate_up") for name in quantized)

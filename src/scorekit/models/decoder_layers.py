@@ -34,21 +34,6 @@ class Linear(nn.Module):
         return gemm.linear(x, self.weight, self.bias)
 
 
-def as_torch_linears(module: nn.Module) -> nn.Module:
-    """Replace every `Linear` of ours below `module` by an `nn.Linear` holding the same tensors (no copy), so
-    tools that only know `nn.Linear` (torch.ao dynamic int8 quantization) see them."""
-    for name, child in module.named_children():
-        if isinstance(child, Linear):
-            out_features, in_features = child.weight.shape
-            with torch.device("meta"):
-                linear = nn.Linear(in_features, out_features, bias=child.bias is not None)
-            linear.weight, linear.bias = child.weight, child.bias
-            setattr(module, name, linear)
-        else:
-            as_torch_linears(child)
-    return module
-
-
 class RMSNorm(nn.Module):
     """RMSNorm in float32. Llama style: `w * norm(x).to(dtype)`; Gemma style: `(norm(x) * (1 + w)).to(dtype)`."""
 
