@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from scorekit.config import EngineConfig, ModelConfig, split_kwargs
 from scorekit.engine.job import Job
 from scorekit.engine.runner import Runner
-from scorekit.media.content import Content
+from scorekit.media.content import Content, with_options
 from scorekit.media.policy import MediaConfig, limit_mm_per_prompt
 from scorekit.media.resolve import resolve_inputs
 from scorekit.models.loader import load_model
@@ -40,6 +40,7 @@ from scorekit.scoring.prompts import pad_token_id
 from scorekit.scoring.scorer import ScoreParams, Scorer, rank
 from scorekit.scoring.templates import load_template
 from scorekit.scoring.truncation import TruncationParams
+from scorekit.scoring.vl_inputs import processor_options
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class LLM:
         self.engine = Runner(self.loaded.model, pad_token_id(self.loaded.tokenizer), engine)
         self._scorers: dict[str | None, Scorer] = {}
         self._ids = itertools.count()
+        # The model's own mm_processor_kwargs, checked against its processor now: a bad key fails the load.
+        processor_options(self.loaded.media_inputs, self.info.architecture, self.media_config.mm_processor_kwargs)
         if getattr(self.loaded.config, "is_original_qwen3_reranker", False) and self.template is None:
             log.warning("This is an original Qwen3 reranker served without a score template: rankings will be close "
                         "to random. Pass chat_template='qwen3_reranker' (server: --chat-template qwen3_reranker).")
@@ -132,16 +135,19 @@ class LLM:
             job = build(on_progress=progress.update if use_tqdm else None)
             return self.engine.submit(job).result()
 
-    def _resolved(self, side):
+    def _resolved(self, side, mm_processor_kwargs: dict | None = None):
         """A side (one input or a list) with its `{"content": [...]}` inputs resolved to `Content` (images
         fetched and decoded under `media_config`: media/resolve.py), on a multimodal model only: a text-only
-        model refuses them with vLLM's message, before any image is fetched (scoring/pairing.py)."""
+        model refuses them with vLLM's message, before any image is fetched (scoring/pairing.py). Every image
+        carries the model's mm_processor_kwargs with the call's over them (checked first: a bad key raises)."""
+        options = processor_options(self.loaded.media_inputs, self.info.architecture,
+                                    self.media_config.mm_processor_kwargs, mm_processor_kwargs)
         if not self.info.multimodal:
             return side
-        if isinstance(side, dict):
-            return resolve_inputs([side], self.media_config, offline=True)[0]
+        if isinstance(side, (dict, Content)):
+            return with_options(resolve_inputs([side], self.media_config, offline=True), options)[0]
         if isinstance(side, (list, tuple)):
-            return resolve_inputs(list(side), self.media_config, offline=True)
+            return with_options(resolve_inputs(list(side), self.media_config, offline=True), options)
         return side
 
     def _request_id(self) -> str:
@@ -159,16 +165,17 @@ class LLM:
               tokenization_kwargs: dict | None = None, chat_template: str | None = None,
               truncate_prompt_tokens: int | None = None, lora_request: Any = None,
               max_chunks_per_doc: int = 1, chunk_overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
-              chunk_aggregation: str = "max") -> list[RequestOutput]:
+              chunk_aggregation: str = "max", mm_processor_kwargs: dict | None = None) -> list[RequestOutput]:
         """vLLM's `score`. scorekit's own: `max_chunks_per_doc` > 1 scores a long document as windows of what
-        the model leaves after the query, aggregated by `chunk_aggregation` (scoring/chunking.py)."""
+        the model leaves after the query, aggregated by `chunk_aggregation` (scoring/chunking.py).
+        `mm_processor_kwargs` (as in a vLLM prompt's): the image processor settings of this call's images."""
         return [output for output, _ in self._score(data_1, data_2, use_tqdm, pooling_params, tokenization_kwargs,
                                                      chat_template, truncate_prompt_tokens, lora_request,
                                                      ChunkParams(max_chunks_per_doc, chunk_overlap_tokens,
-                                                                 chunk_aggregation))]
+                                                                 chunk_aggregation), mm_processor_kwargs)]
 
     def _score(self, data_1, data_2, use_tqdm, pooling_params, tokenization_kwargs, chat_template,
-               truncate_prompt_tokens, lora_request, chunking: ChunkParams):
+               truncate_prompt_tokens, lora_request, chunking: ChunkParams, mm_processor_kwargs: dict | None = None):
         if self.info.task == "generate":
             raise ValueError("LLM.score() is only supported for pooling models. Try passing `--runner pooling` "
                              "(runner='pooling') to use the model as a pooling model.")
@@ -182,7 +189,7 @@ class LLM:
         params = ScoreParams(_truncation(tokenization_kwargs, pooling, truncate_prompt_tokens),
                              pooling.use_activation, template_kwargs, chunking=chunking)
         scorer = self.scorer(chat_template)
-        data_1, data_2 = self._resolved(data_1), self._resolved(data_2)
+        data_1, data_2 = self._resolved(data_1, mm_processor_kwargs), self._resolved(data_2, mm_processor_kwargs)
         result = self.run(lambda **o: scorer.score(data_1, data_2, params, **o), use_tqdm, "scorekit score")
         chunks = result.chunks or [None] * len(result.scores)
         spans = result.best_chunk or [None] * len(result.scores)
@@ -193,7 +200,8 @@ class LLM:
     def rerank(self, query, documents: Sequence[Any], *, top_n: int = 0, use_tqdm: bool = True,
                pooling_params: PoolingParams | None = None, tokenization_kwargs: dict | None = None,
                chat_template: str | None = None, instruction: str | None = None, max_chunks_per_doc: int = 1,
-               chunk_overlap_tokens: int = DEFAULT_OVERLAP_TOKENS, chunk_aggregation: str = "max") -> list[RerankOutput]:
+               chunk_overlap_tokens: int = DEFAULT_OVERLAP_TOKENS, chunk_aggregation: str = "max",
+               mm_processor_kwargs: dict | None = None) -> list[RerankOutput]:
         """Documents sorted by relevance (best first), each with its index in `documents`."""
         if isinstance(query, list):
             raise ValueError("rerank takes one query")
@@ -204,16 +212,18 @@ class LLM:
             pooling = dataclasses.replace(pooling, extra_kwargs=kwargs)
         docs = list(documents) if not isinstance(documents, (str, dict, Content)) else [documents]
         chunking = ChunkParams(max_chunks_per_doc, chunk_overlap_tokens, chunk_aggregation)
-        scored = self._score(query, docs, use_tqdm, pooling, tokenization_kwargs, chat_template, None, None, chunking)
+        scored = self._score(query, docs, use_tqdm, pooling, tokenization_kwargs, chat_template, None, None, chunking,
+                             mm_processor_kwargs)
         ranked = rank(docs, [o.outputs.score for o, _ in scored], top_n)
         return [RerankOutput(r.index, r.document, r.relevance_score, *scored[r.index][1],
                              num_cached_tokens=scored[r.index][0].num_cached_tokens) for r in ranked]
 
     def embed(self, prompts, *, use_tqdm: bool = True, pooling_params: PoolingParams | None = None,
-              truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
+              truncate_prompt_tokens: int | None = None, tokenization_kwargs: dict | None = None,
+              mm_processor_kwargs: dict | None = None) -> list[RequestOutput]:
         pooling = pooling_params or PoolingParams()
         texts = [prompts] if isinstance(prompts, (str, dict, Content)) else list(prompts)
-        texts = self._resolved(texts)  # a multimodal model embeds images too
+        texts = self._resolved(texts, mm_processor_kwargs)  # a multimodal model embeds images too
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
         normalize = pooling.use_activation
         scorer = self.scorer()
@@ -234,10 +244,12 @@ class LLM:
 
     def encode(self, prompts, pooling_params: PoolingParams | None = None, *, use_tqdm: bool = True,
                pooling_task: str | None = None, truncate_prompt_tokens: int | None = None,
-               tokenization_kwargs: dict | None = None, lora_request: Any = None) -> list[RequestOutput]:
+               tokenization_kwargs: dict | None = None, lora_request: Any = None,
+               mm_processor_kwargs: dict | None = None) -> list[RequestOutput]:
         """Raw pooling outputs, as vLLM's `encode`: `.outputs.data` is a tensor — a vector (`embed`), a vector per
         token (`token_embed`), class probabilities (`classify`) or per-token class probabilities [tokens,
-        num_labels] (`token_classify`, *ForTokenClassification models). The default task is the model's own."""
+        num_labels] (`token_classify`, *ForTokenClassification models). The default task is the model's own.
+        On a multimodal model `{"content": [...]}` prompts hold images (ColPali/ColQwen2: token_embed of a page)."""
         if lora_request is not None:
             raise ValueError("lora_request: scorekit serves no LoRA adapters")
         pooling_task = pooling_task or self.info.task
@@ -247,7 +259,8 @@ class LLM:
             raise UnsupportedTask(f"pooling_task {pooling_task!r} is not supported by this model; it serves "
                                   f"{self.info.task!r}")
         pooling = pooling_params or PoolingParams()
-        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        texts = [prompts] if isinstance(prompts, (str, dict, Content)) else list(prompts)
+        texts = self._resolved(texts, mm_processor_kwargs)
         truncation = _truncation(tokenization_kwargs, pooling, truncate_prompt_tokens)
         normalize = pooling.use_activation
         scorer = self.scorer()
@@ -268,12 +281,12 @@ class LLM:
 
     def generative_score(self, query, items, label_token_ids: Sequence[int], *, apply_softmax: bool = True,
                          item_first: bool = False, add_special_tokens: bool = True,
-                         use_tqdm: bool = True) -> list[RequestOutput]:
+                         use_tqdm: bool = True, mm_processor_kwargs: dict | None = None) -> list[RequestOutput]:
         """P(label_token_ids[0]) as the next token after query+item (SPEC §5.5), one output per item."""
         if isinstance(items, str):
             items = [items]
         # {"content": [...]} query/items resolved to Content on a multimodal model (Qwen-VL), as in score()
-        query, items = self._resolved(query), self._resolved(list(items))
+        query, items = self._resolved(query, mm_processor_kwargs), self._resolved(list(items), mm_processor_kwargs)
         scorer = self.scorer()
         done = self.run(lambda **o: scorer.generative(query, list(items), list(label_token_ids),
                                                       apply_softmax=apply_softmax, item_first=item_first,

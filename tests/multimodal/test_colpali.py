@@ -119,7 +119,7 @@ def test_content_sides_become_prompts_with_media(tiny):
     sides = ["what is on this page?", Content((ImagePart(image, "d1"),)), Content(("a text page",))]
     prompts = colvision_prompts(inputs, sides, "documents")
     assert [p.media is not None for p in prompts] == [False, True, False]
-    assert prompts[1].media.key == ("colvision-image", "d1")
+    assert prompts[1].media.key == ("colvision-image", ("d1", ()))  # the digest, with no processor options
     batch = collate(prompts, pad_id=0, device=torch.device("cpu"))
     with torch.no_grad():
         out = backbone.hidden_states(batch.input_ids, batch.attention_mask, batch.token_type_ids, media=batch.media)

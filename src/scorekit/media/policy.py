@@ -8,7 +8,7 @@ the image header before a single pixel is decoded, the image count before anythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class MediaConfig:
     max_images_per_prompt: int | None = None
     # Per-request mm_processor_kwargs are refused unless the operator trusts clients with them (vLLM's flag).
     trust_request_mm_kwargs: bool = False
+    # The model's own mm_processor_kwargs (vLLM's `--mm-processor-kwargs` / `LLM(mm_processor_kwargs=)`): every
+    # image is processed with them, a request's (when trusted) over them. Keys are checked against the model's
+    # processor when the model loads (scoring/vl_inputs.py `processor_options`).
+    mm_processor_kwargs: dict[str, Any] | None = field(default=None, hash=False)
     # Threads that fetch and decode images (shared by all requests of a process): also bounds how many images
     # are being decoded at once, so concurrent requests cannot multiply the decode memory.
     media_io_threads: int = 4
@@ -45,6 +49,8 @@ class MediaConfig:
         for name in ("max_image_bytes", "max_image_pixels", "max_images_per_request", "media_io_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+        if self.mm_processor_kwargs is not None and not isinstance(self.mm_processor_kwargs, dict):
+            raise ValueError("mm_processor_kwargs must be a JSON object (a dict)")
         if self.max_media_redirects < 0:
             raise ValueError("max_media_redirects must be 0 (no redirects) or more")
         if self.max_images_per_prompt is not None and self.max_images_per_prompt < 0:

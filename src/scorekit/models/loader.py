@@ -246,7 +246,8 @@ def _load_vl(location: ModelLocation, config, family: str, tokenizer, device: to
                                  f"through hf_overrides' classifier_from_token, not {info.task!r}")
         if info.task == "classify":
             head = _decoder_head(info, tokenizer, backbone)
-        inputs = QwenVLMediaInputs(tokenizer, vl_loading.load_image_processor(location.folder), info.max_model_len)
+        inputs = QwenVLMediaInputs(tokenizer, vl_loading.load_image_processor(location.folder), info.max_model_len,
+                                   config.get_text_config().hidden_size)
     return LoadedModel(location, config, tokenizer, ScoringModel(info, backbone, device, dtype, decoder_head=head),
                        media_inputs=inputs)
 

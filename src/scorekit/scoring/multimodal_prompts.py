@@ -57,12 +57,15 @@ class QwenVLPrompts:
         texts, images = _parts(side)
         return IMAGE_PLACEHOLDER * len(images) + "\n".join(texts), images
 
-    def _processed(self, images: Sequence[ImagePart], seen: dict[str, QwenVLImage]) -> list[QwenVLImage]:
-        """Each distinct image through the image processor once per call (1:N repeats the query's images)."""
-        new = [p for p in dict.fromkeys(images) if p.digest not in seen]
-        for part, out in zip(new, process_images(self.image_processor, [p.image for p in new])):
-            seen[part.digest] = out
-        return [seen[p.digest] for p in images]
+    def _processed(self, images: Sequence[ImagePart], seen: dict) -> list[QwenVLImage]:
+        """Each distinct image through the image processor once per call (1:N repeats the query's images), with
+        its own processor options (mm_processor_kwargs): the images of one set of options in one call."""
+        new = [p for p in dict.fromkeys(images) if p.key not in seen]
+        for options in dict.fromkeys(p.options for p in new):
+            group = [p for p in new if p.options == options]
+            for part, out in zip(group, process_images(self.image_processor, [p.image for p in group], options)):
+                seen[part.key] = out
+        return [seen[p.key] for p in images]
 
     def _prompt(self, ids: Sequence[int], parts: Sequence[ImagePart], seen: dict, limit: int) -> Prompt:
         if not parts:
@@ -71,7 +74,7 @@ class QwenVLPrompts:
         ids = expand_image_pads(ids, self.pad_id, [i.tokens(self.merge_size) for i in images])
         if len(ids) > limit:
             raise too_long_error(len(ids), limit)
-        return Prompt(tuple(ids), media=prompt_media(images, [p.digest for p in parts]))
+        return Prompt(tuple(ids), media=prompt_media(images, [p.key for p in parts]))
 
     def _check_placeholders(self, ids: Sequence[int], images: int, where: str) -> None:
         found = sum(1 for t in ids if t == self.pad_id)
@@ -94,7 +97,7 @@ class QwenVLPrompts:
                 texts.append(render_score_prompt(self.template, q_text, d_text, self.special_tokens, template_kwargs))
             media_parts.append(q_images + d_images if query_first else d_images + q_images)
         encoded = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
-        seen: dict[str, QwenVLImage] = {}
+        seen: dict = {}
         prompts = []
         for i, (ids, parts) in enumerate(zip(encoded, media_parts)):
             self._check_placeholders(ids, len(parts), f"pair {i}")
@@ -107,14 +110,18 @@ class QwenVLPrompts:
                    add_special_tokens: bool = True) -> list[Prompt]:
         """query tokens (with special tokens) + item tokens (without), or item first; each side's images in the
         order its tokens come. A text-only prompt keeps its first max_model_len - 1 tokens (SPEC §5.5); one with
-        images is refused when too long."""
+        images is refused when too long. Token id lists have no place for an image's placeholder: refused here."""
+        for where, side in [("query", query), *((f"items[{k}]", item) for k, item in enumerate(items))]:
+            if not isinstance(side, (str, Content)):
+                raise ValidationError(f"{where}: token ids cannot be scored together with multimodal inputs; send "
+                                      "text (or {\"content\": [...]})", param=where.split("[")[0])
         q_text, q_images = self.side_text(query)
         q_ids = self.tokenizer(q_text, add_special_tokens=add_special_tokens)["input_ids"]
         self._check_placeholders(q_ids, len(q_images), "query")
         item_sides = [self.side_text(item) for item in items]
         item_ids = self.tokenizer([t for t, _ in item_sides], add_special_tokens=False)["input_ids"]
         keep = self.max_model_len - 1  # room for the one generated token
-        seen: dict[str, QwenVLImage] = {}
+        seen: dict = {}
         prompts = []
         for k, (ids, (_, images)) in enumerate(zip(item_ids, item_sides)):
             self._check_placeholders(ids, len(images), f"items[{k}]")
@@ -134,8 +141,8 @@ def colvision_prompts(inputs: ColVisionInputs, sides: Sequence[Side], where: str
         texts, images = _parts(side)
         ColVisionInputs.check_parts(texts, images, f"{where}[{i}]")
         if images:
-            p = inputs.image(images[0].image)
-            prompts[i] = Prompt(tuple(p.input_ids), _types(p.token_type_ids), p.media(images[0].digest))
+            p = inputs.image(images[0].image, images[0].options)
+            prompts[i] = Prompt(tuple(p.input_ids), _types(p.token_type_ids), p.media(images[0].key))
         else:
             text_rows.append((i, "\n".join(texts)))
     for (i, _), p in zip(text_rows, inputs.texts([t for _, t in text_rows])):

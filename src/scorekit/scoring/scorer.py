@@ -333,6 +333,10 @@ class Scorer:
                    add_special_tokens: bool, dimensions: int | None, job_options: dict) -> Job:
         if self.info.task not in ("embed", "token_embed"):
             raise UnsupportedTask("The model does not support the Embeddings API")
+        if self.info.task == "token_embed" and self.loaded.media_inputs is not None:
+            # ColPali/ColQwen2: no pooled vector was trained; a pooled one would be made up
+            raise UnsupportedTask(f"{self.info.architecture} embeds per token (late interaction) and has no pooled "
+                                  "embedding: use encode(pooling_task='token_embed') or score")
         normalize = self.activated(normalize)
         if dimensions is not None:
             self.check_dimensions(dimensions)

@@ -190,8 +190,10 @@ class TEIEmbedRequest(Request):
 
 class GenerativeScoringRequest(Request):
     model: Optional[Text] = None
-    query: Annotated[Union[str, list[TokenId]], SURROGATE_FREE]
-    items: Annotated[list[Union[str, list[TokenId]]], SURROGATE_FREE]
+    # A string, token ids, or (scorekit's, on a vision-language model) a multimodal input {"content": [...]},
+    # as the offline llm.generative_score takes: vLLM's /generative_scoring takes no multimodal input.
+    query: Annotated[Union[str, list[TokenId], MultiModalInput], SURROGATE_FREE]
+    items: Annotated[list[Union[str, list[TokenId], MultiModalInput]], SURROGATE_FREE]
     label_token_ids: list[TokenId]
     apply_softmax: bool = True
     item_first: bool = False
@@ -199,6 +201,7 @@ class GenerativeScoringRequest(Request):
     cache_salt: Optional[Text] = None
     priority: int = 0
     request_id: Optional[Text] = None
+    mm_processor_kwargs: Optional[JsonObject] = None  # as on /score: needs --trust-request-mm-kwargs
 
 
 # -- embeddings, classification, pooling (SPEC §12) -----------------------------------------------------------

@@ -85,7 +85,8 @@ async def do_score(state: ServerState, req: ScoreRequest, request: Request) -> S
     state.check_inputs(_count(side2), "documents")
     # Images fetched and decoded (off the event loop) before the job exists: the engine sees decoded images only.
     names = next(pair for pair in SCORE_SPELLINGS if getattr(req, pair[0]) is side1 and getattr(req, pair[1]) is side2)
-    side1, side2 = await resolve_sides(state, [(names[0], _plain(side1)), (names[1], _plain(side2))])
+    side1, side2 = await resolve_sides(state, [(names[0], _plain(side1)), (names[1], _plain(side2))],
+                                       req.mm_processor_kwargs)
     result = await state.run(state.scorer().score(side1, side2, params), request)
     state.count_tokens("score", result.prompt_tokens)
     return ScoreResponse(
@@ -124,7 +125,8 @@ async def do_rerank(state: ServerState, req: RerankRequest, request: Request, ap
     params = score_params(state, req)
     state.check_inputs(len(documents), "documents")
     texts = [_document(d, req.rank_fields, i) for i, d in enumerate(documents)]
-    query, texts = await resolve_sides(state, [("query", _plain(req.query)), ("documents", texts)])
+    query, texts = await resolve_sides(state, [("query", _plain(req.query)), ("documents", texts)],
+                                       req.mm_processor_kwargs)
     result = await state.run(state.scorer().score(query, texts, params), request)
     state.count_tokens("rerank", result.prompt_tokens)
     ranked = rank(documents, result.scores, req.top_n)
@@ -144,7 +146,10 @@ async def do_generative(state: ServerState, req: GenerativeScoringRequest, reque
     state.check_model(req.model, with_aliases=True)
     check_cache_salt(req.cache_salt)
     state.check_inputs(len(req.items), "items")
-    job = state.scorer().generative(req.query, list(req.items), list(req.label_token_ids),
+    check_mm_processor_kwargs(state, req.mm_processor_kwargs)
+    query, items = await resolve_sides(state, [("query", _plain(req.query)), ("items", _plain(list(req.items)))],
+                                       req.mm_processor_kwargs)
+    job = state.scorer().generative(query, items, list(req.label_token_ids),
                                     apply_softmax=req.apply_softmax, item_first=req.item_first,
                                     add_special_tokens=req.add_special_tokens, priority=state.priority(req.priority))
     result = await state.run(job, request)

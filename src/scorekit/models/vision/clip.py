@@ -13,7 +13,7 @@ is only what decides exact inputs:
   vLLM's tests pass padding="max_length"). A tokenizer that returns an attention mask gets it back: the tower
   masks the pad positions (`mask_pads`);
 * image prompts carry the image processor's tensors (`pixel_values`; Siglip2 also `pixel_attention_mask` and
-  `spatial_shapes`) under the key (image digest, processor fingerprint), and cost the positions the vision tower
+  `spatial_shapes`) under the key (image digest and mm_processor_kwargs, processor fingerprint), and cost the positions the vision tower
   runs (CLIP: patches + the class token; SigLIP: patches; Siglip2: its max_num_patches).
 """
 
@@ -106,16 +106,37 @@ class TwoTowerInputs:
         self.embedding_size = int(getattr(config, "projection_dim", None) if self.model_type == "clip"
                                   else getattr(text, "projection_size", None) or text.hidden_size)
 
+    def check_processor_kwargs(self, kwargs) -> tuple:
+        """mm_processor_kwargs: Siglip2 takes `max_num_patches` (its NaFlex resolution: the patches an image is
+        resized to at most, and the positions the vision tower runs). CLIP and SigLIP take none: their vision
+        towers have position embeddings for one image size, so no processor setting may change it."""
+        from scorekit.scoring.vl_inputs import PARAM, refuse_unknown
+
+        name = TWO_TOWER_CLASSES[self.model_type]
+        if self.model_type != "siglip2":
+            refuse_unknown(kwargs, (), f"{name}'s image processor (its vision tower takes one image size)")
+        refuse_unknown(kwargs, ("max_num_patches",), f"{name}'s image processor")
+        value = kwargs["max_num_patches"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValidationError(f"{PARAM}.max_num_patches must be a positive integer, not {value!r}", param=PARAM)
+        return (("max_num_patches", value),)
+
     def image_prompts(self, images: Sequence) -> list[Prompt]:
-        """One prompt per image part (a `media.content.ImagePart`): no token ids, the processor's tensors."""
-        if not images:
-            return []
-        encoded = self.image_processor(images=[part.image for part in images], return_tensors="pt")
-        tensors = {name: value for name, value in encoded.items() if isinstance(value, Tensor)}
-        return [Prompt((), media=Media(("image", part.digest, self.fingerprint),
-                                       {name: value[i:i + 1] for name, value in tensors.items()},
-                                       extra_tokens=self.image_tokens))
-                for i, part in enumerate(images)]
+        """One prompt per image part (a `media.content.ImagePart`): no token ids, the processor's tensors. Images
+        with processor options (`ImagePart.options`, checked by `check_processor_kwargs`) are processed with them,
+        and cost the positions those options give (Siglip2: max_num_patches)."""
+        prompts: dict[int, Prompt] = {}
+        for options in dict.fromkeys(part.options for part in images):
+            rows = [i for i, part in enumerate(images) if part.options == options]
+            encoded = self.image_processor(images=[images[i].image for i in rows], return_tensors="pt",
+                                           **dict(options))
+            tensors = {name: value for name, value in encoded.items() if isinstance(value, Tensor)}
+            tokens = dict(options).get("max_num_patches", self.image_tokens)
+            for k, i in enumerate(rows):
+                prompts[i] = Prompt((), media=Media(("image", images[i].key, self.fingerprint),
+                                                    {name: value[k:k + 1] for name, value in tensors.items()},
+                                                    extra_tokens=tokens))
+        return [prompts[i] for i in range(len(images))]
 
     def prompts(self, items: Sequence, builder, truncation, is_query: bool) -> list[Prompt]:
         """The prompt of each input, in order: a string or a text-only `Content` goes to the text tower, a

@@ -39,8 +39,9 @@ class ColVisionPrompt:
     # [patches, C·T·P·P] (unpadded) and `image_grid_thw` [1, 3].
     image: dict[str, Tensor] | None = None
 
-    def media(self, digest: str) -> Media | None:
-        """The engine's Media for the image: keyed by its bytes' digest; its tokens are among the prompt's ids."""
+    def media(self, digest) -> Media | None:
+        """The engine's Media for the image: keyed by its `ImagePart.key` (the bytes' digest and the processor
+        options); its tokens are among the prompt's ids."""
         return None if self.image is None else Media(("colvision-image", digest), self.image, extra_tokens=0)
 
 
@@ -118,9 +119,15 @@ class ColVisionInputs:
             return []
         return self._rows(self.processor.process_queries(list(texts), return_tensors="pt"))
 
-    def image(self, image) -> ColVisionPrompt:
-        """`process_images` of one PIL image: its token ids (image tokens included) and tensors."""
-        batch = self.processor.process_images([image], return_tensors="pt")
+    def image(self, image, options: Sequence[tuple[str, int]] = ()) -> ColVisionPrompt:
+        """`process_images` of one PIL image: its token ids (image tokens included) and tensors. `options`
+        (ColQwen2's min_pixels/max_pixels, validated by the caller) bound the image's resize."""
+        extra = {}
+        if options:
+            from scorekit.models.vision.qwen_vl import pixel_bounds
+
+            extra = {"size": pixel_bounds(self.processor.image_processor, options)}
+        batch = self.processor.process_images([image], return_tensors="pt", **extra)
         row = self._rows(batch)[0]
         if self.qwen:
             grid = batch["image_grid_thw"]

@@ -42,19 +42,35 @@ class QwenVLImage:
         return int(self.image_grid_thw.prod()) // merge_size**2
 
 
-def process_images(image_processor, images: Sequence) -> list[QwenVLImage]:
-    """PIL images → one QwenVLImage each (the processor resizes each to a multiple of patch × merge)."""
+# mm_processor_kwargs a Qwen-VL image processor takes: the pixel bounds its resize keeps every image within
+# (vLLM's and the model card's names; transformers spells them size={"shortest_edge", "longest_edge"}).
+PIXEL_BOUNDS = {"min_pixels": "shortest_edge", "max_pixels": "longest_edge"}
+
+
+def pixel_bounds(image_processor, options: Sequence[tuple[str, int]] = ()) -> dict[str, int]:
+    """The processor's own {shortest_edge, longest_edge} (min and max pixels), with `options` over them."""
+    size = image_processor.size
+    bounds = {"shortest_edge": int(size["shortest_edge"]), "longest_edge": int(size["longest_edge"])}
+    for name, value in options:
+        bounds[PIXEL_BOUNDS[name]] = int(value)
+    return bounds
+
+
+def process_images(image_processor, images: Sequence, options: Sequence[tuple[str, int]] = ()) -> list[QwenVLImage]:
+    """PIL images → one QwenVLImage each (the processor resizes each to a multiple of patch × merge, its pixel
+    count within min_pixels..max_pixels: the processor's own, or those of `options`)."""
     if not images:
         return []
-    out = image_processor(images=list(images), return_tensors="pt")
+    extra = {"size": pixel_bounds(image_processor, options)} if options else {}
+    out = image_processor(images=list(images), return_tensors="pt", **extra)
     grids = out["image_grid_thw"]
     pieces = torch.split(out["pixel_values"], grids.prod(-1).tolist())
     return [QwenVLImage(p, g.unsqueeze(0)) for p, g in zip(pieces, grids)]
 
 
-def prompt_media(images: Sequence[QwenVLImage], digests: Sequence[str]) -> Media | None:
+def prompt_media(images: Sequence[QwenVLImage], digests: Sequence) -> Media | None:
     """The engine's Media of one prompt with these images (in prompt order): their patches concatenated and
-    one grid row each, identified by the images' digests. The placeholders are already prompt tokens, so the
+    one grid row each, identified by the images' keys (digest and processor options: `ImagePart.key`). The placeholders are already prompt tokens, so the
     media costs no tokens beyond the prompt's (vLLM counts image placeholders as prompt tokens too)."""
     if not images:
         return None
