@@ -105,6 +105,9 @@ def _media_args(parser: argparse.ArgumentParser) -> None:
           help="fetch http(s) images only from these hosts or their subdomains (default: any host)")
     _flag(parser, "trust_request_mm_kwargs", action="store_true",
           help="accept per-request mm_processor_kwargs (refused with a 400 otherwise)")
+    _flag(parser, "mm_processor_kwargs", type=json.loads, default=None, metavar="JSON",
+          help="the model's image processor settings, e.g. '{\"max_pixels\": 1003520}' for Qwen-VL (keys the "
+               "model's processor does not take stop the load)")
     _flag(parser, "limit_mm_per_prompt", type=json.loads, default=None, metavar="JSON",
           help="vLLM's per-input limit, e.g. '{\"image\": 2}': most images in one query or document")
     _flag(parser, "max_images_per_request", type=int, default=_MEDIA["max_images_per_request"],
@@ -125,6 +128,7 @@ def _media_config(args) -> MediaConfig:
     return MediaConfig(allowed_local_media_path=args.allowed_local_media_path,
                        allowed_media_domains=tuple(args.allowed_media_domains or ()),
                        trust_request_mm_kwargs=args.trust_request_mm_kwargs,
+                       mm_processor_kwargs=args.mm_processor_kwargs,
                        max_images_per_prompt=limit_mm_per_prompt(args.limit_mm_per_prompt),
                        max_images_per_request=args.max_images_per_request,
                        media_fetch_timeout=args.media_fetch_timeout, max_image_bytes=args.max_image_bytes,

@@ -110,3 +110,25 @@ def test_colqwen2_kwargs_change_page_tokens_and_embed_is_refused(tmp_path):
         llm.embed([_pil(3)])
     with pytest.raises(ValidationError, match="'min_pixel' is not a setting"):
         llm.encode([_pil(3)], pooling_task="token_embed", mm_processor_kwargs={"min_pixel": 3})
+
+
+def test_siglip2_max_num_patches_changes_resolution_and_equals_transformers(siglip2_dir, clip_dir):
+    from transformers import AutoModel, AutoProcessor
+
+    from tests.multimodal.conftest import draw
+
+    llm = LLM(str(siglip2_dir))
+    picture = {"content": [{"type": "image_pil", "image_pil": draw(5, (96, 64))}]}
+    default = llm.embed([picture])[0]
+    few = llm.embed([picture], mm_processor_kwargs={"max_num_patches": 16})[0]
+    processor, model = AutoProcessor.from_pretrained(str(siglip2_dir)), AutoModel.from_pretrained(str(siglip2_dir))
+    with torch.no_grad():
+        inputs = processor(images=[draw(5, (96, 64))], return_tensors="pt", max_num_patches=16)
+        out = model.eval().get_image_features(**inputs)
+        ref = torch.nn.functional.normalize(out if isinstance(out, torch.Tensor) else out.pooler_output, dim=-1)[0]
+    assert torch.allclose(torch.tensor(few.outputs.embedding), ref, atol=TOL)
+    assert not torch.allclose(torch.tensor(few.outputs.embedding), torch.tensor(default.outputs.embedding), atol=1e-4)
+    with pytest.raises(ValidationError, match="'size' is not a setting of Siglip2Model"):
+        llm.embed([picture], mm_processor_kwargs={"size": 3})
+    with pytest.raises(ValidationError, match="'size' is not a setting of CLIPModel.*takes none"):
+        LLM(str(clip_dir)).embed([picture], mm_processor_kwargs={"size": {"shortest_edge": 64}})
