@@ -124,3 +124,11 @@ def test_image_messages_refuse_chat_options_they_cannot_honour(clip_server):
         r = http.post("/v1/embeddings", json={"messages": [{"role": "user", "content": content}], **extra})
         assert r.status_code == 400, (extra, r.text)
         assert r.json()["error"]["param"] == "messages" and "do not apply" in r.json()["error"]["message"]
+
+
+def test_embeddings_mm_processor_kwargs_need_the_trust_flag(clip_server):
+    http, _ = clip_server
+    messages = [{"role": "user", "content": [image(data_uri(png()))["content"][0]]}]
+    r = http.post("/v1/embeddings", json={"messages": messages, "mm_processor_kwargs": {"size": 3}})
+    assert r.status_code == 400 and "--trust-request-mm-kwargs" in r.json()["error"]["message"]
+    assert http.post("/v1/embeddings", json={"messages": messages, "mm_processor_kwargs": {}}).status_code == 200

@@ -258,6 +258,7 @@ class EmbeddingRequest(InputOrMessages):
     use_activation: Optional[bool] = None
     request_id: Optional[Text] = None
     priority: int = Field(0, ge=-(2**63), le=2**63 - 1)
+    mm_processor_kwargs: Optional[JsonObject] = None  # images of `messages`; needs --trust-request-mm-kwargs
 
     @model_validator(mode="after")
     def _normalize_or_activation(self):

@@ -13,7 +13,7 @@ from scorekit.scoring.chat import ChatInput
 from scorekit.scoring.truncation import TruncationParams
 from scorekit.server import encoding
 from scorekit.server.deps import base_request_id
-from scorekit.server.media_inputs import resolve_sides, takes_images
+from scorekit.server.media_inputs import check_mm_processor_kwargs, resolve_sides, takes_images
 from scorekit.server.protocol import (
     ClassificationData,
     ClassificationRequest,
@@ -81,6 +81,7 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
     """OpenAI's /v1/embeddings with vLLM's extras: token-id inputs, chat `messages`, every encoding format."""
     state.check_model(req.model)
     _no_request_template(req)
+    check_mm_processor_kwargs(state, req.mm_processor_kwargs)  # the flag and the keys, before anything runs
     truncation = TruncationParams(truncate_prompt_tokens=req.truncate_prompt_tokens, truncation_side=req.truncation_side)
     options = dict(normalize=_normalize(req), priority=state.priority(req.priority), dimensions=req.dimensions)
     scorer = state.scorer()
@@ -96,7 +97,7 @@ async def do_embeddings(state: ServerState, req: EmbeddingRequest, request: Requ
                                   param="messages")
         parts = [p for m in req.messages for p in (m.get("content") if isinstance(m.get("content"), list)
                                                     else [{"type": "text", "text": m.get("content") or ""}])]
-        (item,) = await resolve_sides(state, [("messages", {"content": parts})])
+        (item,) = await resolve_sides(state, [("messages", {"content": parts})], req.mm_processor_kwargs)
         job = scorer.embed([item], truncation, **options)
     else:
         job = scorer.embed(request_inputs(state, req, "/v1/embeddings"), truncation,
