@@ -161,12 +161,20 @@ def test_chat_request_both_flags(server):
                                          ({"messages": [{"role": "user", "content": [{"type": "image_url",
                                                                                       "image_url": {"url": "x"}}]}]},
                                           "messages"),
-                                         ({"input": INPUT_TEXT, "add_generation_prompt": True}, None)])
+                                         ({"input": INPUT_TEXT, "add_generation_prompt": True}, None),
+                                         ({"messages": MESSAGES, "mm_processor_kwargs": {"max_pixels": 10}},
+                                          "mm_processor_kwargs")])
 def test_chat_request_refusals(server, body, param):
     r = server.post("/classify", json={"model": MODEL_NAME, **body})
     assert r.status_code == 400, r.text
     if param is not None:
         assert r.json()["error"]["param"] == param
+
+
+def test_empty_mm_processor_kwargs_change_nothing(server, hf):
+    for route in ("/classify", "/pooling"):
+        r = server.post(route, json={"model": MODEL_NAME, "messages": MESSAGES, "mm_processor_kwargs": {}})
+        assert r.status_code == 200, r.text
 
 
 def test_pooling_chat_request(server, hf):

@@ -49,6 +49,10 @@ def request_inputs(state: ServerState, req, route: str) -> list:
     of the three routes). A per-request `chat_template` is refused; so are image parts on /classify and
     /pooling of a multimodal model (/v1/embeddings embeds those its own way, before calling this)."""
     _no_request_template(req)
+    if route != "/v1/embeddings" and (req.model_extra or {}).get("mm_processor_kwargs"):
+        # vLLM's chat field; these routes take text inputs only, so no image processor runs: refused, not ignored
+        raise ValidationError(f"mm_processor_kwargs: {route} takes text inputs only (no image is processed)",
+                              param="mm_processor_kwargs")
     if req.messages is None:
         inputs = inputs_of(req.input)
         state.check_inputs(len(inputs), "input")
