@@ -23,6 +23,7 @@ def test_models_version_health(http):
     models = http.get("/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["minilm", "sentence-transformers/all-MiniLM-L6-v2"]
     assert models["data"][0]["max_model_len"] == 256 and models["data"][0]["object"] == "model"
+    assert {m["owned_by"] for m in models["data"]} == {"vllm"}  # vLLM's value
     import scorekit
 
     assert http.get("/version").json() == {"version": scorekit.__version__}

@@ -466,7 +466,7 @@ class ModelCard(Response):
     id: str
     object: Literal["model"] = "model"
     created: int = Field(default_factory=now)
-    owned_by: str = "scorekit"
+    owned_by: str = "vllm"  # vLLM's value: clients written against vLLM may check it
     root: Optional[str] = None
     parent: Optional[str] = None
     max_model_len: int
