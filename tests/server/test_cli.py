@@ -65,3 +65,26 @@ def test_run_batch(tmp_path):
     assert results[3]["response"]["status_code"] == 400
     assert results[3]["error"] == "At least one text_pair element must be given"
     assert results[4]["response"] is None and "not supported" in results[4]["error"]
+
+
+def test_run_batch_generative_scoring(tmp_path, tiny_llama):
+    """run-batch takes /generative_scoring lines; each equals LLM.generative_score on the same model."""
+    from scorekit import LLM
+
+    folder, _, _ = tiny_llama
+    query, items, labels = "Is Paris a capital? Answer:", [" Yes, it is.", " No."], [100, 200]
+    lines = [{"custom_id": "g", "method": "POST", "url": "/generative_scoring",
+              "body": {"query": query, "items": items, "label_token_ids": labels}},
+             {"custom_id": "no-labels", "method": "POST", "url": "/generative_scoring",
+              "body": {"query": query, "items": items}}]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    done = subprocess.run([sys.executable, "-m", "scorekit.cli", "run-batch", "-i", str(inp), "-o", str(out),
+                           "--model", str(folder), "--runner", "generate"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = {r["custom_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    body = results["g"]["response"]["body"]
+    assert results["g"]["error"] is None and body["id"].startswith("generative-scoring-")
+    expected = [o.outputs.score for o in LLM(str(folder), runner="generate").generative_score(query, items, labels)]
+    assert [d["score"] for d in body["data"]] == pytest.approx(expected, abs=1e-6)
+    assert results["no-labels"]["response"]["status_code"] == 400
