@@ -65,7 +65,7 @@ class _Workspace:
 def _linear(linear: nn.Module, x: Tensor, out: Tensor, residual: Tensor | None = None, gelu: bool = False) -> Tensor:
     """`linear(x)` (`+ residual`, or through the exact GELU), written into `out` where the backend can (use the
     returned tensor). On oneDNN the addition and the GELU run inside the matmul (gemm.linear_add/_gelu)."""
-    if type(linear) is not nn.Linear:  # int8: a torch.ao dynamic quantized Linear brings its own kernel
+    if type(linear) is not nn.Linear:  # int8: an Int8Linear (models/quantize.py) brings its own kernel
         y = out.copy_(linear(x))
         return torch.ops.aten.gelu_(y) if gelu else (y.add_(residual) if residual is not None else y)
     if gelu:

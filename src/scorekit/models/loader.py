@@ -191,7 +191,8 @@ def _projection(info: ModelInfo, state: dict, dtype) -> torch.nn.Module | None:
 def quantize(backbone: torch.nn.Module, quantization: str | None, device: torch.device) -> torch.nn.Module:
     """`int8`: the transformer layers' Linears on oneDNN's int8 matmul (models/quantize.py), encoders and
     decoders alike, the FFN output projections kept fp32; None or "none": the model untouched (exact fp32).
-    An unknown name, a GPU device or a torch without oneDNN's int8 engine is a ModelLoadError."""
+    An unknown name, a GPU device, a CPU without VNNI or a torch without oneDNN's int8 engine is a
+    ModelLoadError."""
     from scorekit.models.quantize import quantize_backbone
 
     return quantize_backbone(backbone, quantization, device)
