@@ -1,9 +1,12 @@
 """decoder_rerank: Qwen2.5-0.5B as a yes/no reranker — a ~150-token template+query and 50 documents of
 40–120 tokens. scorekit fp32 vs a plain batched `transformers` forward that reads the last position's logits,
-vs scorekit with prefix sharing switched off, vs scorekit's opt-in quantizations (models/quantize.py), and vs
+vs scorekit with prefix sharing switched off, vs scorekit's opt-in quantizations (models/quantize.py), vs scorekit in
+bfloat16 (`dtype="bfloat16"`, every layer's weights and activations in bf16, label logits in fp32), and vs
 llama.cpp (llama-cpp-python, the `llamacpp` extra) on the same GGUF file.
 
-    python bench/decoder_rerank.py [--rounds 3] [--no-transformers] [--no-llamacpp]
+    python bench/decoder_rerank.py [--rounds 3] [--no-transformers] [--no-llamacpp] [--only bf16,int8]
+`--only` keeps scorekit fp32 and llama.cpp and only the listed other columns (names: bf16, int8, no-sharing,
+transformers), for a run that has to fit in a few minutes.
 Targets: ≥ 3x transformers, ≥ 1.5x scorekit without prefix sharing, ≥ 1.5x llama.cpp in fp32, ≥ 4x llama.cpp
 quantized at Spearman ≥ 0.99 against scorekit's fp32 scores.
 
@@ -39,6 +42,8 @@ INSTRUCTION = ("Given a question about the Python standard library, judge whethe
                "passage on its own content, not on its wording.")
 QUERY = "How can I read a large file line by line without loading the whole file into memory at once?"
 FP32 = "scorekit fp32"
+BF16 = "scorekit bf16"
+OPTIONAL = ("bf16", "int8", "no-sharing", "transformers")
 
 
 def transformers_baseline(model, tokenizer, prompts, yes, no, batch_size=8):
@@ -187,7 +192,14 @@ def main() -> None:
     parser.add_argument("--no-transformers", action="store_true", help="skip the slow transformers baseline")
     parser.add_argument("--no-llamacpp", action="store_true", help="skip llama.cpp even if llama_cpp imports")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile of fp32 and int8")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated columns to run besides fp32 and llama.cpp, from {','.join(OPTIONAL)}")
     args = parser.parse_args()
+    only = set(OPTIONAL) if args.only is None else {c.strip() for c in args.only.split(",") if c.strip()}
+    if only - set(OPTIONAL):
+        parser.error(f"--only: unknown columns {sorted(only - set(OPTIONAL))} (known: {', '.join(OPTIONAL)})")
+    if "transformers" not in only:
+        args.no_transformers = True
     applied = apply_runtime()
     from scorekit import LLM, PoolingParams
     from scorekit.models.packaged import qwen25_gguf
@@ -195,10 +207,14 @@ def main() -> None:
 
     path = qwen25_gguf()
     common_kwargs = {"hf_overrides": OVERRIDES, "chat_template": "qwen3_reranker", "score_cache_bytes": 0}
-    models = {FP32: LLM(str(path), **common_kwargs),
-              "scorekit, no prefix sharing": LLM(str(path), enable_prefix_caching=False, **common_kwargs)}
-    for q in QUANTIZATIONS:
+    models = {FP32: LLM(str(path), **common_kwargs)}
+    if "no-sharing" in only:
+        models["scorekit, no prefix sharing"] = LLM(str(path), enable_prefix_caching=False, **common_kwargs)
+    quantizations = [q for q in QUANTIZATIONS if q in only]
+    for q in quantizations:
         models[f"scorekit {q}"] = LLM(str(path), quantization=q, **common_kwargs)
+    if "bf16" in only:
+        models[BF16] = LLM(str(path), dtype="bfloat16", **common_kwargs)
     tokenizer = models[FP32].get_tokenizer()
     yes, no = tokenizer.convert_tokens_to_ids(["yes", "no"])
     docs = documents(tokenizer, n=50, low=40, high=120)
@@ -256,22 +272,29 @@ def main() -> None:
               (base != "scorekit, no prefix sharing" or name == FP32)}
     for label, ratio in ratios.items():
         print(f"{label}: {ratio:.2f}x")
+    for name in models:
+        if name != FP32:
+            ratios[f"{name} vs {FP32}"] = medians[FP32] / medians[name]
+    if BF16 in medians:
+        print(f"{BF16} vs {FP32}: {ratios[f'{BF16} vs {FP32}']:.2f}x")
+    reduced = [f"scorekit {q}" for q in quantizations] + ([BF16] if BF16 in medians else [])
     verdicts = {}
     if "llama.cpp" in medians:
         verdicts["fp32 >= 1.5x llama.cpp"] = ratios[f"{FP32} vs llama.cpp"] >= 1.5
-        for q in QUANTIZATIONS:
-            name = f"scorekit {q}"
-            verdicts[f"{q} >= 4x llama.cpp"] = ratios[f"{name} vs llama.cpp"] >= 4.0
-            verdicts[f"{q} Spearman >= 0.99 vs fp32"] = deviation[name]["spearman"] >= 0.99
+        for name in reduced:
+            short = name.removeprefix("scorekit ")
+            verdicts[f"{short} >= 4x llama.cpp"] = ratios[f"{name} vs llama.cpp"] >= 4.0
+            verdicts[f"{short} Spearman >= 0.99 vs fp32"] = deviation[name]["spearman"] >= 0.99
     if "transformers batched b8" in medians:
         verdicts["fp32 >= 3x transformers"] = ratios[f"{FP32} vs transformers batched b8"] >= 3.0
-    verdicts["fp32 >= 1.5x no prefix sharing"] = ratios[f"{FP32} vs scorekit, no prefix sharing"] >= 1.5
+    if "scorekit, no prefix sharing" in medians:
+        verdicts["fp32 >= 1.5x no prefix sharing"] = ratios[f"{FP32} vs scorekit, no prefix sharing"] >= 1.5
     for label, ok in verdicts.items():
         print(f"target {label}: {'met' if ok else 'NOT met'}")
 
     profiles = {}
     if not args.no_profile:
-        for name in (FP32, *(f"scorekit {q}" for q in QUANTIZATIONS)):
+        for name in (FP32, *reduced):
             profiles[name] = profile_forwards(models[name], candidates[name])
         print("\nwhere a run's forwards spend their time (torch profiler, replayed on one thread, seconds):")
         for group in profiles[FP32]:
@@ -283,8 +306,12 @@ def main() -> None:
                               "llama_cpp_settings": "use_extra_bufts=False (AMX repack segfaults: llama.cpp #20824), "
                                                     "n_threads=2, n_batch=512, KV prefix kept",
                               "verdicts": verdicts, "profile_s": profiles,
+                              "columns_run": sorted(only),
+                              "bf16": "dtype='bfloat16': weights, residual stream, attention in bf16 (norms and RoPE "
+                                      "computed in fp32 and rounded, as transformers does), label logits in fp32",
                               "targets": {"vs transformers": 3.0, "vs no sharing": 1.5, "fp32 vs llama.cpp": 1.5,
-                                          "quantized vs llama.cpp": 4.0, "quantized spearman": 0.99},
+                                          "quantized vs llama.cpp": 4.0, "quantized spearman": 0.99,
+                              "bf16 spearman": 0.99},
                               "machine": "shared 2-core VM: other helpers' jobs may have run (load average in runtime)"},
            runtime={**applied, "load_average_before_timing": load_before, "load_average": list(os.getloadavg())})
 

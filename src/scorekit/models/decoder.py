@@ -23,6 +23,7 @@ from scorekit.errors import ModelLoadError
 
 from . import gemm
 from .backbone import DecoderBackbone
+from .encoder import _check_cpu_bfloat16
 from .decoder_layers import (
     Attention,
     AttentionSpec,
@@ -41,6 +42,7 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "DecoderModel", "PrefixCache"]
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "gemma3_text"})
 SLIDING = "sliding_attention"
 FULL = "full_attention"
+_LOGIT_BLOCK = 16384  # vocabulary rows cast to float32 at a time by `logits` on a bf16/fp16 model
 
 
 @dataclass
@@ -265,6 +267,8 @@ class DecoderModel(nn.Module, DecoderBackbone):
             float(config.hidden_size) ** 0.5 if gemma else None, dtype,
         )
         w.sd.check_all_read(_MAY_STAY_UNREAD)
+        if dtype == torch.bfloat16:
+            _check_cpu_bfloat16()  # the same warning as the encoder's where bf16 matmuls are emulated
         model.requires_grad_(False)
         return model.eval()
 
@@ -305,7 +309,15 @@ class DecoderModel(nn.Module, DecoderBackbone):
             raise ValueError("this checkpoint has no language-model head (it is a sequence classifier)")
         if rows is not None:
             weight = weight.index_select(0, rows.to(weight.device))
-        out = gemm.linear(hidden, weight)
+        if weight.dtype == torch.float32:
+            out = gemm.linear(hidden, weight)
+        else:
+            # bf16/fp16 models: the logits in float32 (a bf16 logit of ~16 is rounded to a step of 0.0625, which
+            # a log-softmax or a label difference would carry). The label rows are cast whole; the full
+            # vocabulary in blocks, to avoid an fp32 copy of the whole head.
+            h = hidden.float()
+            out = torch.cat([gemm.linear(h, weight[i:i + _LOGIT_BLOCK].float())
+                             for i in range(0, weight.shape[0], _LOGIT_BLOCK)], dim=-1)
         cap = self.final_logit_softcapping
         return out if cap is None else torch.tanh(out / cap) * cap
 
