@@ -6,13 +6,13 @@ default left bit-for-bit alone. docs/quantization.md has the numbers on the real
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 
 from scorekit import LLM
 from scorekit.models import gemm
+from tests.models.conftest import spearman
 
 ITEMS = ["Paris is the capital of France.", "Bananas are yellow.", "The Seine flows through Paris.",
          "Berlin is in Germany.", "Cats sleep a lot.", "France borders Spain and Italy.", "Tea is a drink.",
@@ -25,34 +25,10 @@ MAX_SCORE_DEVIATION = 0.05
 MIN_SPEARMAN = 0.98
 
 
-def _spearman(a, b) -> float:
-    ra = torch.tensor(a).argsort().argsort().double()
-    rb = torch.tensor(b).argsort().argsort().double()
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
 
-def _tiny(tmp_path: Path, family: str, tokenizer) -> Path:
-    import transformers
-
-    torch.manual_seed(5)
-    common = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)
-    if family == "qwen2":
-        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common))
-    else:
-        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
-    folder = tmp_path / family
-    model.eval().save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory, tiny_llama):
-    _, _, tokenizer = tiny_llama
-    root = tmp_path_factory.mktemp("bf16-tiny")
-    return {family: _tiny(root, family, tokenizer) for family in ("llama", "qwen2")}
 
 
 def _labels(llm) -> list[int]:
@@ -61,8 +37,8 @@ def _labels(llm) -> list[int]:
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-def test_tiny_decoder_bf16_close_to_fp32_same_order(tiny_models, family):
-    folder = str(tiny_models[family])
+def test_tiny_decoder_bf16_close_to_fp32_same_order(tiny_decoders, family):
+    folder = str(tiny_decoders[family])
     fp32, bf16 = LLM(folder, runner="generate"), LLM(folder, runner="generate", dtype="bfloat16")
     backbone = bf16.loaded.model.backbone
     assert backbone.dtype == torch.bfloat16
@@ -72,12 +48,12 @@ def test_tiny_decoder_bf16_close_to_fp32_same_order(tiny_models, family):
     got = [o.outputs.score for o in bf16.generative_score(prompt, ITEMS, labels, use_tqdm=False)]
     assert got != want  # it really ran in bf16
     assert max(abs(a - b) for a, b in zip(got, want)) < MAX_SCORE_DEVIATION
-    assert _spearman(got, want) >= MIN_SPEARMAN
+    assert spearman(got, want) >= MIN_SPEARMAN
 
 
-def test_tiny_reranker_bf16_keeps_the_order(tiny_models):
+def test_tiny_reranker_bf16_keeps_the_order(tiny_decoders):
     """The classify path (label rows of the LM head as a yes/no reranker, as bench/decoder_rerank.py runs it)."""
-    folder = str(tiny_models["qwen2"])
+    folder = str(tiny_decoders["qwen2"])
     overrides = {"architectures": ["Qwen2ForSequenceClassification"], **OVERRIDES}
     fp32 = LLM(folder, hf_overrides=overrides, score_cache_bytes=0)
     bf16 = LLM(folder, hf_overrides=overrides, score_cache_bytes=0, dtype="bfloat16")
@@ -85,13 +61,13 @@ def test_tiny_reranker_bf16_keeps_the_order(tiny_models):
     got = [o.outputs.score for o in bf16.score("Is this about Paris?", ITEMS, use_tqdm=False)]
     assert got != want
     assert max(abs(a - b) for a, b in zip(got, want)) < MAX_SCORE_DEVIATION
-    assert _spearman(got, want) >= MIN_SPEARMAN
+    assert spearman(got, want) >= MIN_SPEARMAN
 
 
-def test_bf16_label_logits_are_an_fp32_matmul(tiny_models):
+def test_bf16_label_logits_are_an_fp32_matmul(tiny_decoders):
     """A bf16 model's logits (label rows and full vocabulary) are float32, computed from the bf16 hidden state
     with the head upcast: not a bf16 matmul rounded to 8 bits of mantissa."""
-    backbone = LLM(str(tiny_models["llama"]), runner="generate", dtype="bfloat16").loaded.model.backbone
+    backbone = LLM(str(tiny_decoders["llama"]), runner="generate", dtype="bfloat16").loaded.model.backbone
     torch.manual_seed(0)
     hidden = (torch.randn(3, backbone.hidden_size) * 4).to(torch.bfloat16)
     rows = torch.tensor([5, 17, 300])
@@ -103,19 +79,19 @@ def test_bf16_label_logits_are_an_fp32_matmul(tiny_models):
     torch.testing.assert_close(backbone.logits(hidden, rows), want[:, rows], rtol=1e-5, atol=1e-5)
 
 
-def test_bf16_warns_without_native_bf16(tiny_models, monkeypatch, caplog):
+def test_bf16_warns_without_native_bf16(tiny_decoders, monkeypatch, caplog):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     with caplog.at_level(logging.WARNING):
-        LLM(str(tiny_models["llama"]), runner="generate", dtype="bfloat16")
+        LLM(str(tiny_decoders["llama"]), runner="generate", dtype="bfloat16")
     assert any("without native bf16" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        LLM(str(tiny_models["llama"]), runner="generate")  # fp32: nothing to warn about
+        LLM(str(tiny_decoders["llama"]), runner="generate")  # fp32: nothing to warn about
     assert not any("bf16" in r.getMessage() for r in caplog.records)
 
 
-def test_fp32_default_is_untouched(tiny_models):
-    folder = str(tiny_models["llama"])
+def test_fp32_default_is_untouched(tiny_decoders):
+    folder = str(tiny_decoders["llama"])
     default, explicit = LLM(folder, runner="generate"), LLM(folder, runner="generate", dtype="float32")
     assert default.loaded.model.backbone.dtype == torch.float32
     labels = _labels(default)

@@ -19,16 +19,13 @@ from scorekit.errors import ModelLoadError
 from scorekit.models import quantize
 from scorekit.models.decoder_layers import Linear
 from scorekit.models.quantize import Int8Linear, quantize_backbone
+from tests.models.conftest import spearman
 
 
 def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return float((got - want).norm() / want.norm())
 
 
-def _spearman(a, b) -> float:
-    ra = torch.tensor(a).argsort().argsort().double()
-    rb = torch.tensor(b).argsort().argsort().double()
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
 
 # Relative (Frobenius) error of int8 weights per channel x int8 activations per token on Gaussian data: ~0.013
@@ -81,21 +78,6 @@ def test_int8_linear_without_amx_and_refused_without_vnni():
     assert results["AVX2"][1].startswith("refused:") and "VNNI" in results["AVX2"][1]
 
 
-def _tiny(tmp_path: Path, family: str, tokenizer) -> Path:
-    import transformers
-
-    torch.manual_seed(5)
-    common = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)
-    if family == "qwen2":  # q/k/v biases: Int8Linear adds them after the per-token rescale
-        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common))
-    else:
-        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
-    folder = tmp_path / family
-    model.eval().save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
 
 
 ITEMS = ["Paris is the capital of France.", "Bananas are yellow.", "The Seine flows through Paris.",
@@ -104,16 +86,11 @@ ITEMS = ["Paris is the capital of France.", "Bananas are yellow.", "The Seine fl
          "Mount Everest is tall.", "The Eiffel Tower is made of iron."]
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory, tiny_llama):
-    _, _, tokenizer = tiny_llama
-    root = tmp_path_factory.mktemp("int8-tiny")
-    return {family: _tiny(root, family, tokenizer) for family in ("llama", "qwen2")}
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-def test_tiny_decoder_int8_close_to_fp32_with_rank_agreement(tiny_models, family):
-    folder = tiny_models[family]
+def test_tiny_decoder_int8_close_to_fp32_with_rank_agreement(tiny_decoders, family):
+    folder = tiny_decoders[family]
     fp32, int8 = LLM(str(folder), runner="generate"), LLM(str(folder), runner="generate", quantization="int8")
     swapped = {n for n, m in int8.loaded.model.backbone.named_modules() if isinstance(m, Int8Linear)}
     kept = {n for n, m in int8.loaded.model.backbone.named_modules() if isinstance(m, Linear)}
@@ -128,24 +105,24 @@ def test_tiny_decoder_int8_close_to_fp32_with_rank_agreement(tiny_models, family
     # Measured on these seeded models (scores spread over 0.06-0.99): max |Δ| 0.056 (llama) and 0.016 (qwen2),
     # Spearman 0.986 and 1.0.
     assert max(abs(a - b) for a, b in zip(got, want)) < 0.1
-    assert _spearman(got, want) >= 0.95
+    assert spearman(got, want) >= 0.95
 
 
-def test_tiny_reranker_int8_keeps_the_order(tiny_models):
+def test_tiny_reranker_int8_keeps_the_order(tiny_decoders):
     """The classify path (label rows of the LM head as a reranker, hf_overrides) under int8."""
     overrides = {"architectures": ["LlamaForSequenceClassification"], "classifier_from_token": ["no", "yes"],
                  "method": "from_2_way_softmax"}
-    folder = str(tiny_models["llama"])
+    folder = str(tiny_decoders["llama"])
     fp32, int8 = LLM(folder, hf_overrides=overrides), LLM(folder, hf_overrides=overrides, quantization="int8")
     want = [o.outputs.score for o in fp32.score("Is this about Paris?", ITEMS, use_tqdm=False)]
     got = [o.outputs.score for o in int8.score("Is this about Paris?", ITEMS, use_tqdm=False)]
     assert got != want
     assert max(abs(a - b) for a, b in zip(got, want)) < 0.1  # measured 0.041 over scores of 0.23-0.99
-    assert _spearman(got, want) >= 0.95  # measured 1.0
+    assert spearman(got, want) >= 0.95  # measured 1.0
 
 
-def test_fp32_default_is_untouched(tiny_models):
-    folder = str(tiny_models["llama"])
+def test_fp32_default_is_untouched(tiny_decoders):
+    folder = str(tiny_decoders["llama"])
     default, none = LLM(folder, runner="generate"), LLM(folder, runner="generate", quantization="none")
     for llm in (default, none):
         modules = list(llm.loaded.model.backbone.modules())
@@ -160,13 +137,13 @@ def test_fp32_default_is_untouched(tiny_models):
 
 
 @pytest.mark.parametrize("name", ["int4", "fp8", "awq", "INT8", ""])
-def test_unknown_quantization_refused(tiny_models, name):
+def test_unknown_quantization_refused(tiny_decoders, name):
     with pytest.raises(ModelLoadError, match="Unknown quantization"):
-        LLM(str(tiny_models["llama"]), runner="generate", quantization=name)
+        LLM(str(tiny_decoders["llama"]), runner="generate", quantization=name)
 
 
-def test_int8_refused_off_cpu_and_without_onednn(tiny_models, monkeypatch):
-    backbone = LLM(str(tiny_models["llama"]), runner="generate").loaded.model.backbone
+def test_int8_refused_off_cpu_and_without_onednn(tiny_decoders, monkeypatch):
+    backbone = LLM(str(tiny_decoders["llama"]), runner="generate").loaded.model.backbone
     with pytest.raises(ModelLoadError, match="CPU only"):
         quantize_backbone(backbone, "int8", torch.device("cuda"))
     monkeypatch.setattr(quantize, "onednn_int8_available", lambda: False)
@@ -209,7 +186,7 @@ def test_qwen25_reranker_int8_stays_close_to_fp32(qwen_scores):
     instruction this model barely separates these documents (fp32 scores 0.38-0.64), so int8 reorders near-ties;
     the floor below catches a regression, the issue's target is the xfail test after it."""
     want, got = qwen_scores
-    assert _spearman(got, want) >= 0.9
+    assert spearman(got, want) >= 0.9
     assert max(abs(a - b) for a, b in zip(got, want)) < 0.1
 
 
@@ -218,4 +195,4 @@ def test_qwen25_reranker_int8_stays_close_to_fp32(qwen_scores):
                                        "FFN-output and per-token activation error, docs/quantization.md")
 def test_qwen25_reranker_int8_spearman_target(qwen_scores):
     want, got = qwen_scores
-    assert _spearman(got, want) >= 0.99
+    assert spearman(got, want) >= 0.99
