@@ -23,7 +23,6 @@ from scorekit.errors import ModelLoadError
 
 from . import gemm
 from .backbone import DecoderBackbone
-from .encoder import _check_cpu_bfloat16
 from .decoder_layers import (
     Attention,
     AttentionSpec,
@@ -268,7 +267,7 @@ class DecoderModel(nn.Module, DecoderBackbone):
         )
         w.sd.check_all_read(_MAY_STAY_UNREAD)
         if dtype == torch.bfloat16:
-            _check_cpu_bfloat16()  # the same warning as the encoder's where bf16 matmuls are emulated
+            gemm.check_cpu_bfloat16()  # the same warning as the encoder's where bf16 matmuls are emulated
         model.requires_grad_(False)
         return model.eval()
 

@@ -12,8 +12,6 @@ device so that loading a checkpoint never pays for a random initialisation.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,8 +21,6 @@ from transformers.activations import ACT2FN
 from scorekit.models import gemm
 from scorekit.models.backbone import EncoderBackbone
 from scorekit.models.strict_weights import StateReader, Unread
-
-log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = {"bert": "arange", "roberta": "after_padding", "xlm-roberta": "after_padding"}
 # Base-model prefixes used by *ForSequenceClassification checkpoints (XLM-R also uses "roberta.").
@@ -227,7 +223,7 @@ class EncoderModel(nn.Module, EncoderBackbone):
             for linear in (layer.qkv, layer.attn_out, layer.ffn_in, layer.ffn_out):
                 linear.weight = nn.Parameter(gemm.column_major(linear.weight), requires_grad=False)
         if dtype == torch.bfloat16:
-            _check_cpu_bfloat16()
+            gemm.check_cpu_bfloat16()
         return model.requires_grad_(False).eval()
 
     # ---- inference -----------------------------------------------------------------------------------
@@ -306,16 +302,6 @@ class EncoderModel(nn.Module, EncoderBackbone):
             x = layer(x, runs, work, first_rows if i == len(self.layers) - 1 else None)
         return x[: len(starts) if first_only else tokens], (real[starts] if first_only else real)
 
-
-def _check_cpu_bfloat16() -> None:
-    """bfloat16 is an opt-in (`dtype="bfloat16"`, never the CPU default): on a CPU with AMX-BF16 or AVX512-BF16,
-    torch sends bf16 matmuls to oneDNN's bf16 kernels, and MiniLM embedded 2,000 sentences 2.4x faster than in
-    fp32 on the Intel Xeon of our benchmarks (bench/embed.py prints the deviation: 1 - cosine to the fp32 vector
-    ~1e-4). Without those instructions bf16 is emulated and slower than fp32: say so once, at load."""
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    if supported is None or not supported():
-        log.warning("dtype bfloat16 on a CPU without native bf16 matmuls (AMX-BF16 / AVX512-BF16): expect it to "
-                    "be slower than float32, which is also exact")
 
 
 def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:

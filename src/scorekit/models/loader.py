@@ -19,6 +19,7 @@ from scorekit.models.activation_memory import ActivationMemory
 from scorekit.models.backbone import DecoderBackbone, EncoderBackbone
 from scorekit.models.decoder_heads import DecoderHead, LabelTokenHead, ScoreHead
 from scorekit.models.pooler_config import parse_pooler_config
+from scorekit.models.quantize import quantize_backbone
 from scorekit.models.model_info import (DECODER_TYPES, ENCODER_TYPES, TWO_TOWER_TYPES, ModelInfo, apply_hf_overrides,
                                         describe_model)
 from scorekit.models.resolve import ModelLocation, resolve_model
@@ -188,15 +189,6 @@ def _projection(info: ModelInfo, state: dict, dtype) -> torch.nn.Module | None:
     return module.to(dtype).requires_grad_(False)
 
 
-def quantize(backbone: torch.nn.Module, quantization: str | None, device: torch.device) -> torch.nn.Module:
-    """`int8`: the transformer layers' Linears on oneDNN's int8 matmul (models/quantize.py), encoders and
-    decoders alike, the FFN output projections kept fp32; None or "none": the model untouched (exact fp32).
-    An unknown name, a GPU device, a CPU without VNNI or a torch without oneDNN's int8 engine is a
-    ModelLoadError."""
-    from scorekit.models.quantize import quantize_backbone
-
-    return quantize_backbone(backbone, quantization, device)
-
 
 def _load_two_tower(location: ModelLocation, config, tokenizer, device: torch.device, dtype: torch.dtype, runner: str,
                     task: str | None, max_model_len: int | None, quantization: str | None, convert: str,
@@ -310,7 +302,7 @@ def load_model(
                              "classifier), so it cannot run generative scoring")
     head = _decoder_head(info, tokenizer, backbone) if info.is_decoder and info.task == "classify" else None
     projection = _projection(info, projection_state, torch_dtype)
-    backbone = quantize(backbone, quantization, torch_device).to(torch_device)
+    backbone = quantize_backbone(backbone, quantization, torch_device).to(torch_device)
     if isinstance(head, ScoreHead):
         head = ScoreHead(head.weight.to(torch_device))
     scoring = ScoringModel(
