@@ -116,6 +116,14 @@ def test_cohere_image_embeds_refuse_truncation_they_cannot_honour(clip_server):
     assert http.post("/v2/embed", json={"images": [data_uri(png())], "truncate": "END"}).status_code == 200
 
 
+def test_cohere_embed_refuses_mm_processor_kwargs(clip_server):
+    """Cohere's /v2/embed has no mm_processor_kwargs: a client sending vLLM's field gets a 400, not silence."""
+    http, _ = clip_server
+    r = http.post("/v2/embed", json={"images": [data_uri(png())], "mm_processor_kwargs": {"size": 64}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "mm_processor_kwargs", r.text
+    assert http.post("/v2/embed", json={"images": [data_uri(png())], "mm_processor_kwargs": {}}).status_code == 200
+
+
 def test_image_messages_refuse_chat_options_they_cannot_honour(clip_server):
     http, _ = clip_server
     content = image(data_uri(png()))["content"]

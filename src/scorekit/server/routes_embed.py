@@ -49,10 +49,8 @@ def request_inputs(state: ServerState, req, route: str) -> list:
     of the three routes). A per-request `chat_template` is refused; so are image parts on /classify and
     /pooling of a multimodal model (/v1/embeddings embeds those its own way, before calling this)."""
     _no_request_template(req)
-    if route != "/v1/embeddings" and (req.model_extra or {}).get("mm_processor_kwargs"):
-        # vLLM's chat field; these routes take text inputs only, so no image processor runs: refused, not ignored
-        raise ValidationError(f"mm_processor_kwargs: {route} takes text inputs only (no image is processed)",
-                              param="mm_processor_kwargs")
+    if route != "/v1/embeddings":
+        _no_mm_processor_kwargs(req, f"{route} takes text inputs only (no image is processed)")
     if req.messages is None:
         inputs = inputs_of(req.input)
         state.check_inputs(len(inputs), "input")
@@ -64,6 +62,12 @@ def request_inputs(state: ServerState, req, route: str) -> list:
                       {"add_generation_prompt": req.add_generation_prompt,
                        "continue_final_message": req.continue_final_message,
                        "chat_template_kwargs": req.chat_template_kwargs})]
+
+
+def _no_mm_processor_kwargs(req, why: str) -> None:
+    """vLLM's per-request image-processor field, on a route that does not declare it: refused, not ignored."""
+    if (req.model_extra or {}).get("mm_processor_kwargs"):
+        raise ValidationError(f"mm_processor_kwargs: {why}", param="mm_processor_kwargs")
 
 
 def _no_request_template(req) -> None:
@@ -147,6 +151,8 @@ def _cohere_types(vectors: list[list[float]], types: list[str]) -> dict[str, lis
 
 async def do_cohere_embed(state: ServerState, req: CohereEmbedRequest, request: Request) -> CohereEmbedResponse:
     state.check_model(req.model)
+    # Cohere's API has no such field; the image settings are the server's (--mm-processor-kwargs)
+    _no_mm_processor_kwargs(req, "/v2/embed takes none; set --mm-processor-kwargs on the server")
     given = [name for name in ("texts", "images", "inputs") if getattr(req, name)]
     if len(given) != 1:
         raise ValidationError("Exactly one of texts, images or inputs must be given and non-empty.")
