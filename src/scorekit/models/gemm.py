@@ -2,7 +2,7 @@
 fixed rule on the CPU's vendor, so that every run on one machine computes with the same kernels.
 
 torch sends a float32 `addmm` to MKL. On AMD CPUs MKL takes a slower code path: on the 2-core AMD EPYC
-(Zen 5, AVX-512) of our benchmarks its sgemm ran at ~100 GFLOP/s per core, while oneDNN (also inside every
+of our benchmarks (AVX-512; Zen 4 and, by an earlier note, Zen 5) its sgemm ran at ~100 GFLOP/s per core, while oneDNN (also inside every
 torch CPU build, and used by torch's own compiler for Linear layers) ran the same shapes 2.1-2.8x faster,
 from 30-token to 1,000-token inputs, for MiniLM and Qwen2.5-0.5B shapes alike. On Intel CPUs MKL is the
 faster: on a 2-core "Intel(R) Xeon(R) Processor" VM (AVX-512, torch 2.13, MKL 2024.2, oneDNN 3.12), over
