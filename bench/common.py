@@ -74,7 +74,8 @@ def apply_runtime() -> dict:
     applied = runtime.apply()
     print(f"runtime: {applied['cpu_model'] or 'CPU model unknown'} ({applied['cpu_vendor'] or 'vendor unknown'}); "
           f"float32 CPU Linear on {applied['cpu_gemm']} ({applied['cpu_gemm_reason']}); malloc mmap threshold "
-          f"{applied['malloc_mmap_threshold']} ({applied['malloc']}); {applied['torch_threads']} torch threads")
+          f"{applied['malloc_mmap_threshold']}, trim threshold {applied['malloc_trim_threshold']}; "
+          f"{applied['torch_threads']} torch threads")
     return applied
 
 

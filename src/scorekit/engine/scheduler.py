@@ -246,6 +246,9 @@ class Scheduler:
                 with self._cond:
                     self._running -= 1
                     self._cond.notify_all()
+                    idle = not self._running and not self._queue and not any(s.has_pending for s in self._shared)
+            if idle:  # the heap kept this work's freed activations (runtime.py); nothing needs them now
+                runtime.release_free_memory()
 
     def _serve(self, jobs: list[Job]) -> None:
         """Start the jobs that have not started (their plans run up to a first step), then run one chunk of
