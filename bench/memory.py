@@ -103,7 +103,8 @@ def main() -> None:
         rows.append({"setting": name, "max_num_batched_tokens": max_tokens, "max_num_seqs": max_seqs, **result})
         met &= result["peak_above_model_gb"] <= args.limit_gb
         print(f"{name:16s} {max_tokens:11d} {max_seqs:8d} {result['loaded_rss_gb']:13.2f} "
-              f"{result['peak_above_model_gb']:14.2f} {result['idle_above_model_gb']:14.2f} {result['batches']:8d} {result['seconds']:8.1f}")
+              f"{result['peak_above_model_gb']:14.2f} {result['idle_above_model_gb']:14.2f} {result['batches']:8d} "
+              f"{result['seconds']:8.1f}")
     worst = max(r["peak_above_model_gb"] for r in rows)
     print(f"target peak ≤ {args.limit_gb} GB above the loaded model: {'met' if met else 'NOT met'} (worst {worst:.2f} GB)")
     if not args.no_record:

@@ -23,11 +23,12 @@ import torch
 
 from common import apply_runtime, record
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+from scorekit.runtime import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, RuntimeSettings
 
-
+DEFAULT = RuntimeSettings()
 POLICIES = {"1 MiB mmap threshold (old)": {M_MMAP_THRESHOLD: 1 << 20, M_TRIM_THRESHOLD: 128 << 10},
-            "heap kept while busy (default)": {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 1 << 30}}
+            "heap kept while busy (default)": {M_MMAP_THRESHOLD: DEFAULT.malloc_mmap_threshold,
+                                               M_TRIM_THRESHOLD: DEFAULT.malloc_trim_threshold}}
 
 
 def main(rounds: int = 7) -> None:

@@ -40,10 +40,10 @@ class RuntimeSettings:
     # (`release_free_memory`). Blocks up to 32 MiB come from glibc's heap and stay there when freed, so the next
     # forward reuses warm pages: served with mmap instead (the old 1 MiB threshold), every new tensor was
     # page-faulted and zeroed afresh by the kernel — oneDNN's Linear returns a new tensor per call, 474 MiB of
-    # fresh pages per MiniLM forward of 32 x 128 tokens — and the same forward ran 1.2-1.35x slower (AMD EPYC
+    # fresh pages per MiniLM forward of 32 x 128 tokens — and the same forward ran 1.24x slower (AMD EPYC
     # Zen 4, bench/page_faults.py). The price is RSS while busy: a 1 x 2,000 x 512-token MiniLM rerank peaked
-    # 0.87 GB above the loaded model instead of 0.40-0.58 (bench/memory.py; the target is 1.5), and idle it holds
-    # what it held before the request again.
+    # 0.73-0.83 GB above the loaded model instead of 0.40-0.58 (bench/memory.py; the target is 1.5); once the
+    # engine idled it held 0.06-0.07 GB.
     malloc_mmap_threshold: int | None = MAX_MMAP_THRESHOLD
     # Free memory glibc may keep at the top of a heap before it gives it back on its own (M_TRIM_THRESHOLD): high,
     # so that a forward's freed activations are not returned between two layers; the engine's idle release
