@@ -348,10 +348,14 @@ def print_rows(title: str, rows: list[dict]) -> None:
               f"{r['server_cpu_ms_per_req']:10.2f} {r['main_thread_cpu_ms_per_req']:8.2f} {rows_fwd}")
 
 
+def rows_at(result: dict | None, concurrency: int) -> list[dict]:
+    """The runs at `concurrency`, in the order they ran."""
+    return [r for r in result["rows"] if r["concurrency"] == concurrency] if result else []
+
+
 def row_at(result: dict | None, concurrency: int) -> dict | None:
-    if not result:
-        return None
-    return next((r for r in result["rows"] if r["concurrency"] == concurrency), None)
+    """The first run at `concurrency` (None: no such run)."""
+    return next(iter(rows_at(result, concurrency)), None)
 
 
 def main() -> None:
@@ -492,12 +496,18 @@ def main() -> None:
         if results.get(name):
             print_rows(label, results[name]["rows"])
     if baseline_name and results.get(baseline_name):
-        for c in args.concurrency:
-            ours, base = row_at(results["scorekit"], c), row_at(results[baseline_name], c)
-            if ours and base and base["req_per_s"]:
+        # `--concurrency 8 8 8` repeats a level: the k-th run of this tree pairs with the k-th of the baseline (they
+        # ran back to back), and the median of the pairs' ratios is the verdict.
+        for c in dict.fromkeys(args.concurrency):
+            pairs = [(ours, base) for ours, base in zip(rows_at(results["scorekit"], c),
+                                                        rows_at(results[baseline_name], c)) if base["req_per_s"]]
+            for ours, base in pairs:
                 print(f"  concurrency {c}: this tree {ours['req_per_s']:.1f} req/s vs {baseline_name} "
                       f"{base['req_per_s']:.1f} = {ours['req_per_s'] / base['req_per_s']:.2f}x "
                       f"(p50 {ours['p50_ms']:.1f} vs {base['p50_ms']:.1f} ms)")
+            if len(pairs) > 1:
+                ratios = [ours["req_per_s"] / base["req_per_s"] for ours, base in pairs]
+                print(f"  concurrency {c}: median of {len(pairs)} paired runs {statistics.median(ratios):.2f}x")
     if not results["infinity"]:
         print(f"\ninfinity-emb 0.0.78: {infinity_status}")
     if max(busy_before, busy_after) > 0.25:
