@@ -24,7 +24,7 @@ import pytest
 from scorekit.models import gemm
 
 PROBES = r'''
-import ctypes, json, threading, torch
+import ctypes, json, os, threading, torch
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -52,7 +52,7 @@ def heap_kept():
 
 def rss():
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 def touched_and_freed(n, size=24 << 20):
     """n blocks of `size`, written (so they count in RSS), then freed in reverse: the top of the heap last."""

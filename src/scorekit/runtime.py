@@ -112,7 +112,7 @@ def release_free_memory() -> int | None:
         rss = _rss_bytes()
         if rss < _released_rss + RELEASE_AFTER_GROWTH:
             return None
-        ctypes.CDLL(None).malloc_trim(0)
+        _glibc().malloc_trim(0)
         _released_rss = _rss_bytes()
         return rss - _released_rss
 
@@ -148,11 +148,19 @@ def _set_malloc(param: int, value: int | None) -> tuple[int | None, str]:
     return value, why
 
 
-def _glibc_mallopt():
+def _glibc() -> ctypes.CDLL | None:
+    """The glibc this process already runs on (without a search), or None on another C library."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(None)  # the C library this process already runs on, without a search
+    libc = ctypes.CDLL(None)
     if not hasattr(libc, "gnu_get_libc_version"):  # musl and others have no M_MMAP_THRESHOLD of glibc's kind
+        return None
+    return libc
+
+
+def _glibc_mallopt():
+    libc = _glibc()
+    if libc is None:
         return None
     mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
